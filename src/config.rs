@@ -1,0 +1,290 @@
+//! The wire format (SPEC §1) as plain Rust data, and the loading rules of SPEC §5.
+//!
+//! A document is read into a `serde_json::Value` first and then walked by hand, so that a rejected
+//! document gets an error naming the flag and the field, not just a line and column.
+
+use serde_json::{Map, Value};
+
+use crate::error::{FerroflagError, Location, Result};
+
+/// One flag as written in a document.
+#[derive(Debug, Clone, PartialEq)]
+pub struct FlagDef {
+    pub key: String,
+    pub enabled: bool,
+    pub percentage: f64,
+    pub rules: Vec<RuleDef>,
+    /// Name → weight, in document order.
+    pub variants: Vec<(String, f64)>,
+    pub default_variant: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct RuleDef {
+    pub conditions: Vec<ConditionDef>,
+    pub variant: String,
+    pub priority: i64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConditionDef {
+    pub attribute: String,
+    pub operator: String,
+    pub values: Vec<String>,
+}
+
+/// Parses a whole document: a JSON array of flags or an object `{"flags": [...]}`.
+pub fn parse_document(bytes: &[u8]) -> Result<Vec<FlagDef>> {
+    let value: Value = serde_json::from_slice(bytes)
+        .map_err(|e| FerroflagError::config(Location::document(""), format!("not valid JSON: {e}")))?;
+    flags_from_document(&value)
+}
+
+/// Reads the flag list out of a parsed document (array or `{"flags": [...]}`).
+pub fn flags_from_document(value: &Value) -> Result<Vec<FlagDef>> {
+    let flags = match value {
+        Value::Array(flags) => flags,
+        Value::Object(doc) => match doc.get("flags") {
+            Some(Value::Array(flags)) => flags,
+            Some(other) => {
+                return Err(FerroflagError::config(
+                    Location::document("flags"),
+                    format!("expected an array of flags, got {}", type_name(other)),
+                ));
+            }
+            None => {
+                return Err(FerroflagError::config(
+                    Location::document(""),
+                    "an object document needs a \"flags\" array",
+                ));
+            }
+        },
+        other => {
+            return Err(FerroflagError::config(
+                Location::document(""),
+                format!("expected an array of flags or an object with \"flags\", got {}", type_name(other)),
+            ));
+        }
+    };
+    flags.iter().enumerate().map(|(index, flag)| FlagDef::from_value(flag, index)).collect()
+}
+
+impl FlagDef {
+    /// Validates one flag of a document; `index` is its place in the flag list, used in errors.
+    pub fn from_value(value: &Value, index: usize) -> Result<Self> {
+        let mut at = FieldReader { index, key: None };
+        let Value::Object(obj) = value else {
+            return Err(at.error("", format!("a flag must be an object, got {}", type_name(value))));
+        };
+        let key = match obj.get("key") {
+            Some(Value::String(key)) if !key.is_empty() => key.clone(),
+            Some(Value::String(_)) => return Err(at.error("key", "must not be empty")),
+            Some(other) => return Err(at.error("key", format!("expected a string, got {}", type_name(other)))),
+            None => return Err(at.error("key", "is required")),
+        };
+        at.key = Some(key);
+        let enabled = match obj.get("enabled") {
+            Some(Value::Bool(b)) => *b,
+            Some(other) => return Err(at.error("enabled", format!("expected a bool, got {}", type_name(other)))),
+            None => return Err(at.error("enabled", "is required")),
+        };
+        let percentage = match optional(obj, "percentage") {
+            None => 0.0,
+            Some(v) => at.finite_number(v, "percentage")?,
+        };
+        let rules = match optional(obj, "rules") {
+            None => Vec::new(),
+            Some(Value::Array(rules)) => {
+                rules.iter().enumerate().map(|(i, r)| at.rule(r, &format!("rules[{i}]"))).collect::<Result<_>>()?
+            }
+            Some(other) => return Err(at.error("rules", format!("expected an array, got {}", type_name(other)))),
+        };
+        let variants = match optional(obj, "variants") {
+            None => Vec::new(),
+            Some(Value::Object(map)) => map
+                .iter()
+                .map(|(name, weight)| {
+                    let path = format!("variants.{name}");
+                    let weight = at.finite_number(weight, &path)?;
+                    if weight < 0.0 {
+                        return Err(at.error(&path, format!("a weight must be >= 0, got {weight}")));
+                    }
+                    Ok((name.clone(), weight))
+                })
+                .collect::<Result<_>>()?,
+            Some(other) => return Err(at.error("variants", format!("expected an object, got {}", type_name(other)))),
+        };
+        let default_variant = at.optional_string(obj, "default_variant", "default_variant")?;
+        Ok(Self { key: at.key.take().unwrap_or_default(), enabled, percentage, rules, variants, default_variant })
+    }
+
+    /// The flag in wire format.
+    #[must_use]
+    pub fn to_value(&self) -> Value {
+        let variants: Map<String, Value> =
+            self.variants.iter().map(|(name, weight)| (name.clone(), number(*weight))).collect();
+        serde_json::json!({
+            "key": self.key,
+            "enabled": self.enabled,
+            "percentage": number(self.percentage),
+            "rules": self.rules.iter().map(RuleDef::to_value).collect::<Vec<_>>(),
+            "variants": variants,
+            "default_variant": self.default_variant,
+        })
+    }
+}
+
+impl RuleDef {
+    /// Validates one rule given on its own (outside a flag), e.g. from Python's `Rule.from_dict`.
+    pub fn from_value(value: &Value) -> Result<Self> {
+        FieldReader { index: usize::MAX, key: None }.rule(value, "rule")
+    }
+
+    #[must_use]
+    pub fn to_value(&self) -> Value {
+        serde_json::json!({
+            "conditions": self.conditions.iter().map(ConditionDef::to_value).collect::<Vec<_>>(),
+            "variant": self.variant,
+            "priority": self.priority,
+        })
+    }
+}
+
+impl ConditionDef {
+    /// Validates one condition given on its own, e.g. from Python's `Condition.from_dict`.
+    pub fn from_value(value: &Value) -> Result<Self> {
+        FieldReader { index: usize::MAX, key: None }.condition(value, "condition")
+    }
+
+    #[must_use]
+    pub fn to_value(&self) -> Value {
+        serde_json::json!({ "attribute": self.attribute, "operator": self.operator, "values": self.values })
+    }
+}
+
+/// Whole numbers print without a fraction, so `to_dict()` gives back `50`, not `50.0`.
+fn number(x: f64) -> Value {
+    #[allow(clippy::cast_possible_truncation)]
+    if x.fract() == 0.0 && x.abs() < 9.0e15 {
+        return Value::from(x as i64);
+    }
+    serde_json::Number::from_f64(x).map_or(Value::Null, Value::Number)
+}
+
+/// An absent field and an explicit `null` both mean "use the default".
+fn optional<'a>(obj: &'a Map<String, Value>, field: &str) -> Option<&'a Value> {
+    obj.get(field).filter(|v| !v.is_null())
+}
+
+fn type_name(value: &Value) -> &'static str {
+    match value {
+        Value::Null => "null",
+        Value::Bool(_) => "a bool",
+        Value::Number(_) => "a number",
+        Value::String(_) => "a string",
+        Value::Array(_) => "an array",
+        Value::Object(_) => "an object",
+    }
+}
+
+/// Knows which flag it is reading, so every error names it.
+struct FieldReader {
+    index: usize,
+    key: Option<String>,
+}
+
+impl FieldReader {
+    fn error(&self, path: &str, message: impl Into<String>) -> FerroflagError {
+        let index = (self.index != usize::MAX).then_some(self.index);
+        FerroflagError::config(Location { index, flag: self.key.clone(), path: path.to_owned() }, message)
+    }
+
+    fn finite_number(&self, value: &Value, path: &str) -> Result<f64> {
+        match value {
+            Value::Number(n) => match n.as_f64() {
+                Some(x) if x.is_finite() => Ok(x),
+                _ => Err(self.error(path, format!("{n} is not a finite number"))),
+            },
+            other => Err(self.error(path, format!("expected a number, got {}", type_name(other)))),
+        }
+    }
+
+    fn optional_string(&self, obj: &Map<String, Value>, field: &str, path: &str) -> Result<String> {
+        match optional(obj, field) {
+            None => Ok(String::new()),
+            Some(Value::String(s)) => Ok(s.clone()),
+            Some(other) => Err(self.error(path, format!("expected a string, got {}", type_name(other)))),
+        }
+    }
+
+    fn rule(&self, value: &Value, path: &str) -> Result<RuleDef> {
+        let Value::Object(obj) = value else {
+            return Err(self.error(path, format!("a rule must be an object, got {}", type_name(value))));
+        };
+        let conditions = match optional(obj, "conditions") {
+            None => Vec::new(),
+            Some(Value::Array(conds)) => conds
+                .iter()
+                .enumerate()
+                .map(|(i, c)| self.condition(c, &format!("{path}.conditions[{i}]")))
+                .collect::<Result<_>>()?,
+            Some(other) => {
+                return Err(self.error(
+                    &format!("{path}.conditions"),
+                    format!("expected an array, got {}", type_name(other)),
+                ));
+            }
+        };
+        let variant = self.optional_string(obj, "variant", &format!("{path}.variant"))?;
+        let priority = match optional(obj, "priority") {
+            None => 0,
+            Some(Value::Number(n)) => n
+                .as_i64()
+                .ok_or_else(|| self.error(&format!("{path}.priority"), format!("expected an integer, got {n}")))?,
+            Some(other) => {
+                return Err(self.error(
+                    &format!("{path}.priority"),
+                    format!("expected an integer, got {}", type_name(other)),
+                ));
+            }
+        };
+        Ok(RuleDef { conditions, variant, priority })
+    }
+
+    fn condition(&self, value: &Value, path: &str) -> Result<ConditionDef> {
+        let Value::Object(obj) = value else {
+            return Err(self.error(path, format!("a condition must be an object, got {}", type_name(value))));
+        };
+        let required_string = |field: &str| match obj.get(field) {
+            Some(Value::String(s)) => Ok(s.clone()),
+            Some(other) => {
+                Err(self.error(&format!("{path}.{field}"), format!("expected a string, got {}", type_name(other))))
+            }
+            None => Err(self.error(&format!("{path}.{field}"), "is required")),
+        };
+        let attribute = required_string("attribute")?;
+        let operator = required_string("operator")?;
+        let values = match optional(obj, "values") {
+            None => Vec::new(),
+            Some(Value::Array(values)) => values
+                .iter()
+                .enumerate()
+                .map(|(i, v)| match v {
+                    Value::String(s) => Ok(s.clone()),
+                    // arbitrary_precision keeps the number's text exactly as the document wrote it.
+                    Value::Number(n) => Ok(n.to_string()),
+                    other => Err(self.error(
+                        &format!("{path}.values[{i}]"),
+                        format!("expected a string or a number, got {}", type_name(other)),
+                    )),
+                })
+                .collect::<Result<_>>()?,
+            Some(other) => {
+                return Err(
+                    self.error(&format!("{path}.values"), format!("expected an array, got {}", type_name(other)))
+                );
+            }
+        };
+        Ok(ConditionDef { attribute, operator, values })
+    }
+}
