@@ -15,7 +15,9 @@ pub fn hash_u32(seed: &Sha256, user_id: &str) -> u32 {
 /// The hash state after `{flag_key}:` (rollout) or `{flag_key}:variant:` (variant pick).
 #[must_use]
 pub fn seed(flag_key: &str, infix: &str) -> Sha256 {
-    Sha256::new().chain_update(flag_key.as_bytes()).chain_update(infix.as_bytes())
+    Sha256::new()
+        .chain_update(flag_key.as_bytes())
+        .chain_update(infix.as_bytes())
 }
 
 /// Scales a hash to `[0, scale]` exactly as the original design wrote it: `h / 0xFFFFFFFF * scale`.

@@ -64,7 +64,11 @@ impl FlagSet {
             let flag = compile_flag(def, index, &mut set.warnings);
             if let Some(previous) = set.flags.get_index_of(&flag.key) {
                 set.warnings.push(Warning {
-                    location: Location { index: Some(index), flag: Some(flag.key.to_string()), path: "key".into() },
+                    location: Location {
+                        index: Some(index),
+                        flag: Some(flag.key.to_string()),
+                        path: "key".into(),
+                    },
                     message: format!("duplicate key: replaces the flag at index {previous}"),
                 });
             }
@@ -115,11 +119,21 @@ impl FlagSet {
 fn compile_flag(def: FlagDef, index: usize, warnings: &mut Vec<Warning>) -> CompiledFlag {
     let key: Arc<str> = def.key.as_str().into();
     let mut warn = |path: String, message: String| {
-        warnings.push(Warning { location: Location { index: Some(index), flag: Some(def.key.clone()), path }, message });
+        warnings.push(Warning {
+            location: Location {
+                index: Some(index),
+                flag: Some(def.key.clone()),
+                path,
+            },
+            message,
+        });
     };
 
     if !(0.0..=100.0).contains(&def.percentage) {
-        warn("percentage".into(), format!("{} is outside [0, 100]; the flag serves everyone", def.percentage));
+        warn(
+            "percentage".into(),
+            format!("{} is outside [0, 100]; the flag serves everyone", def.percentage),
+        );
     }
     let rollout = (def.percentage > 0.0 && def.percentage < 100.0).then_some(def.percentage);
 
@@ -150,7 +164,10 @@ fn compile_flag(def: FlagDef, index: usize, warnings: &mut Vec<Warning>) -> Comp
                     matcher
                 })
                 .collect();
-            CompiledRule { conditions, variant: rule.variant.as_str().into() }
+            CompiledRule {
+                conditions,
+                variant: rule.variant.as_str().into(),
+            }
         })
         .collect();
 
@@ -170,7 +187,10 @@ fn compile_flag(def: FlagDef, index: usize, warnings: &mut Vec<Warning>) -> Comp
             .collect();
         match sorted.iter().rposition(|(_, w)| *w > 0.0) {
             None => {
-                warn("variants".into(), "weights sum to 0; every user gets default_variant".into());
+                warn(
+                    "variants".into(),
+                    "weights sum to 0; every user gets default_variant".into(),
+                );
                 Variants::Fixed(default_variant)
             }
             Some(last_positive) => Variants::Weighted {
@@ -182,5 +202,13 @@ fn compile_flag(def: FlagDef, index: usize, warnings: &mut Vec<Warning>) -> Comp
         }
     };
 
-    CompiledFlag { rollout_seed: bucket::seed(&key, ":"), key, enabled: def.enabled, rollout, rules, variants, def }
+    CompiledFlag {
+        rollout_seed: bucket::seed(&key, ":"),
+        key,
+        enabled: def.enabled,
+        rollout,
+        rules,
+        variants,
+        def,
+    }
 }

@@ -62,11 +62,18 @@ pub fn flags_from_document(value: &Value) -> Result<Vec<FlagDef>> {
         other => {
             return Err(FerroflagError::config(
                 Location::document(""),
-                format!("expected an array of flags or an object with \"flags\", got {}", type_name(other)),
+                format!(
+                    "expected an array of flags or an object with \"flags\", got {}",
+                    type_name(other)
+                ),
             ));
         }
     };
-    flags.iter().enumerate().map(|(index, flag)| FlagDef::from_value(flag, index)).collect()
+    flags
+        .iter()
+        .enumerate()
+        .map(|(index, flag)| FlagDef::from_value(flag, index))
+        .collect()
 }
 
 impl FlagDef {
@@ -94,9 +101,11 @@ impl FlagDef {
         };
         let rules = match optional(obj, "rules") {
             None => Vec::new(),
-            Some(Value::Array(rules)) => {
-                rules.iter().enumerate().map(|(i, r)| at.rule(r, &format!("rules[{i}]"))).collect::<Result<_>>()?
-            }
+            Some(Value::Array(rules)) => rules
+                .iter()
+                .enumerate()
+                .map(|(i, r)| at.rule(r, &format!("rules[{i}]")))
+                .collect::<Result<_>>()?,
             Some(other) => return Err(at.error("rules", format!("expected an array, got {}", type_name(other)))),
         };
         let variants = match optional(obj, "variants") {
@@ -115,14 +124,24 @@ impl FlagDef {
             Some(other) => return Err(at.error("variants", format!("expected an object, got {}", type_name(other)))),
         };
         let default_variant = at.optional_string(obj, "default_variant", "default_variant")?;
-        Ok(Self { key: at.key.take().unwrap_or_default(), enabled, percentage, rules, variants, default_variant })
+        Ok(Self {
+            key: at.key.take().unwrap_or_default(),
+            enabled,
+            percentage,
+            rules,
+            variants,
+            default_variant,
+        })
     }
 
     /// The flag in wire format.
     #[must_use]
     pub fn to_value(&self) -> Value {
-        let variants: Map<String, Value> =
-            self.variants.iter().map(|(name, weight)| (name.clone(), number(*weight))).collect();
+        let variants: Map<String, Value> = self
+            .variants
+            .iter()
+            .map(|(name, weight)| (name.clone(), number(*weight)))
+            .collect();
         serde_json::json!({
             "key": self.key,
             "enabled": self.enabled,
@@ -137,7 +156,11 @@ impl FlagDef {
 impl RuleDef {
     /// Validates one rule given on its own (outside a flag), e.g. from Python's `Rule.from_dict`.
     pub fn from_value(value: &Value) -> Result<Self> {
-        FieldReader { index: usize::MAX, key: None }.rule(value, "rule")
+        FieldReader {
+            index: usize::MAX,
+            key: None,
+        }
+        .rule(value, "rule")
     }
 
     #[must_use]
@@ -153,7 +176,11 @@ impl RuleDef {
 impl ConditionDef {
     /// Validates one condition given on its own, e.g. from Python's `Condition.from_dict`.
     pub fn from_value(value: &Value) -> Result<Self> {
-        FieldReader { index: usize::MAX, key: None }.condition(value, "condition")
+        FieldReader {
+            index: usize::MAX,
+            key: None,
+        }
+        .condition(value, "condition")
     }
 
     #[must_use]
@@ -196,7 +223,14 @@ struct FieldReader {
 impl FieldReader {
     fn error(&self, path: &str, message: impl Into<String>) -> FerroflagError {
         let index = (self.index != usize::MAX).then_some(self.index);
-        FerroflagError::config(Location { index, flag: self.key.clone(), path: path.to_owned() }, message)
+        FerroflagError::config(
+            Location {
+                index,
+                flag: self.key.clone(),
+                path: path.to_owned(),
+            },
+            message,
+        )
     }
 
     fn finite_number(&self, value: &Value, path: &str) -> Result<f64> {
@@ -248,7 +282,11 @@ impl FieldReader {
                 ));
             }
         };
-        Ok(RuleDef { conditions, variant, priority })
+        Ok(RuleDef {
+            conditions,
+            variant,
+            priority,
+        })
     }
 
     fn condition(&self, value: &Value, path: &str) -> Result<ConditionDef> {
@@ -257,9 +295,10 @@ impl FieldReader {
         };
         let required_string = |field: &str| match obj.get(field) {
             Some(Value::String(s)) => Ok(s.clone()),
-            Some(other) => {
-                Err(self.error(&format!("{path}.{field}"), format!("expected a string, got {}", type_name(other))))
-            }
+            Some(other) => Err(self.error(
+                &format!("{path}.{field}"),
+                format!("expected a string, got {}", type_name(other)),
+            )),
             None => Err(self.error(&format!("{path}.{field}"), "is required")),
         };
         let attribute = required_string("attribute")?;
@@ -280,11 +319,16 @@ impl FieldReader {
                 })
                 .collect::<Result<_>>()?,
             Some(other) => {
-                return Err(
-                    self.error(&format!("{path}.values"), format!("expected an array, got {}", type_name(other)))
-                );
+                return Err(self.error(
+                    &format!("{path}.values"),
+                    format!("expected an array, got {}", type_name(other)),
+                ));
             }
         };
-        Ok(ConditionDef { attribute, operator, values })
+        Ok(ConditionDef {
+            attribute,
+            operator,
+            values,
+        })
     }
 }

@@ -37,7 +37,10 @@ impl Attribute {
 impl EvalContext {
     #[must_use]
     pub fn new(user_id: impl Into<String>) -> Self {
-        Self { user_id: user_id.into(), ..Self::default() }
+        Self {
+            user_id: user_id.into(),
+            ..Self::default()
+        }
     }
 
     /// Builds a context; when a property name repeats, the last value wins (as in a dict).
@@ -59,7 +62,13 @@ impl EvalContext {
                 _ => deduped.push((name, value)),
             }
         }
-        Self { user_id, email, plan, country, properties: deduped }
+        Self {
+            user_id,
+            email,
+            plan,
+            country,
+            properties: deduped,
+        }
     }
 
     #[must_use]

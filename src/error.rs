@@ -17,7 +17,11 @@ pub struct Location {
 impl Location {
     #[must_use]
     pub fn document(path: impl Into<String>) -> Self {
-        Self { index: None, flag: None, path: path.into() }
+        Self {
+            index: None,
+            flag: None,
+            path: path.into(),
+        }
     }
 
     /// The full JSON path from the document root, e.g. `flags[3].rules[0].priority`.
@@ -36,7 +40,13 @@ impl fmt::Display for Location {
         match (&self.flag, self.index) {
             (Some(key), _) => write!(f, "flag {key:?}")?,
             (None, Some(i)) => write!(f, "flag at index {i}")?,
-            (None, None) => return if self.path.is_empty() { f.write_str("document") } else { f.write_str(&self.path) },
+            (None, None) => {
+                return if self.path.is_empty() {
+                    f.write_str("document")
+                } else {
+                    f.write_str(&self.path)
+                };
+            }
         }
         if !self.path.is_empty() {
             write!(f, ", field {:?}", self.path)?;
@@ -57,7 +67,10 @@ pub type Result<T, E = FerroflagError> = std::result::Result<T, E>;
 
 impl FerroflagError {
     pub(crate) fn config(location: Location, message: impl Into<String>) -> Self {
-        Self::Config { location, message: message.into() }
+        Self::Config {
+            location,
+            message: message.into(),
+        }
     }
 }
 

@@ -19,8 +19,14 @@ pub enum Reason {
 }
 
 impl Reason {
-    pub const ALL: [Reason; 6] =
-        [Self::NotFound, Self::Disabled, Self::RuleMatch, Self::Percentage, Self::PercentageExcluded, Self::Default];
+    pub const ALL: [Reason; 6] = [
+        Self::NotFound,
+        Self::Disabled,
+        Self::RuleMatch,
+        Self::Percentage,
+        Self::PercentageExcluded,
+        Self::Default,
+    ];
 
     #[must_use]
     pub fn as_str(self) -> &'static str {
@@ -67,7 +73,11 @@ impl EvalResult {
     }
 
     const fn off(reason: Reason) -> Self {
-        Self { enabled: false, variant: None, reason }
+        Self {
+            enabled: false,
+            variant: None,
+            reason,
+        }
     }
 }
 
@@ -102,7 +112,12 @@ impl CompiledFlag {
     fn pick_variant(&self, user_id: &str) -> &Arc<str> {
         match &self.variants {
             Variants::Fixed(variant) => variant,
-            Variants::Weighted { names, running, last_positive, seed } => {
+            Variants::Weighted {
+                names,
+                running,
+                last_positive,
+                seed,
+            } => {
                 let total = running.last().copied().unwrap_or(0.0);
                 let x = bucket::scale(bucket::hash_u32(seed, user_id), total);
                 let index = running.iter().position(|&sum| sum > x).unwrap_or(*last_positive);
@@ -114,12 +129,16 @@ impl CompiledFlag {
     fn evaluate(&self, ctx: &EvalContext) -> EvalResult {
         match self.decide(ctx) {
             Decision::Off(reason) => EvalResult::off(reason),
-            Decision::Rule(variant) => {
-                EvalResult { enabled: true, variant: Some(Arc::clone(variant)), reason: Reason::RuleMatch }
-            }
-            Decision::On(reason) => {
-                EvalResult { enabled: true, variant: Some(Arc::clone(self.pick_variant(&ctx.user_id))), reason }
-            }
+            Decision::Rule(variant) => EvalResult {
+                enabled: true,
+                variant: Some(Arc::clone(variant)),
+                reason: Reason::RuleMatch,
+            },
+            Decision::On(reason) => EvalResult {
+                enabled: true,
+                variant: Some(Arc::clone(self.pick_variant(&ctx.user_id))),
+                reason,
+            },
         }
     }
 }
@@ -127,7 +146,9 @@ impl CompiledFlag {
 impl FlagSet {
     #[must_use]
     pub fn evaluate(&self, key: &str, ctx: &EvalContext) -> EvalResult {
-        self.flags.get(key).map_or(EvalResult::off(Reason::NotFound), |flag| flag.evaluate(ctx))
+        self.flags
+            .get(key)
+            .map_or(EvalResult::off(Reason::NotFound), |flag| flag.evaluate(ctx))
     }
 
     /// `Some(enabled)` for a known flag, `None` when there is no flag with that key.

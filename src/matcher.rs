@@ -117,7 +117,13 @@ impl Matcher {
                 Op::Never
             }
         };
-        (Self { attribute: Attribute::from_name(attribute), op }, problem)
+        (
+            Self {
+                attribute: Attribute::from_name(attribute),
+                op,
+            },
+            problem,
+        )
     }
 
     #[must_use]
@@ -152,7 +158,9 @@ impl Matcher {
 pub fn parse_number(s: &str) -> Option<f64> {
     let first = *s.as_bytes().first()?;
     // Rejects "inf"/"nan" spellings before parsing; the finiteness check catches overflow ("1e999").
-    if !(first.is_ascii_digit() || matches!(first, b'+' | b'-' | b'.')) || s.bytes().any(|b| b.is_ascii_alphabetic() && b != b'e' && b != b'E') {
+    if !(first.is_ascii_digit() || matches!(first, b'+' | b'-' | b'.'))
+        || s.bytes().any(|b| b.is_ascii_alphabetic() && b != b'e' && b != b'E')
+    {
         return None;
     }
     s.parse::<f64>().ok().filter(|x| x.is_finite())
@@ -165,7 +173,11 @@ pub fn parse_semver(s: &str) -> Option<Box<Version>> {
 }
 
 fn first_line(s: &str) -> String {
-    s.lines().map(str::trim).filter(|l| !l.is_empty()).collect::<Vec<_>>().join(" ")
+    s.lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty())
+        .collect::<Vec<_>>()
+        .join(" ")
 }
 
 #[cfg(test)]
@@ -177,7 +189,9 @@ mod tests {
         for ok in ["3", "-3", "+3", "3.", ".5", "1e3", "1E-3", "0.25"] {
             assert!(parse_number(ok).is_some(), "{ok}");
         }
-        for bad in ["", " 3", "3 ", "inf", "-inf", "nan", "NaN", "infinity", "1e999", "1_000", "0x10", "e3", "."] {
+        for bad in [
+            "", " 3", "3 ", "inf", "-inf", "nan", "NaN", "infinity", "1e999", "1_000", "0x10", "e3", ".",
+        ] {
             assert!(parse_number(bad).is_none(), "{bad}");
         }
     }

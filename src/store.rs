@@ -55,7 +55,10 @@ impl SnapshotStore {
     /// their own version number; the last to swap wins.
     pub fn publish(&self, flags: FlagSet) -> u64 {
         let flags = Arc::new(flags);
-        let previous = self.current.rcu(|old| Snapshot { version: old.version + 1, flags: Arc::clone(&flags) });
+        let previous = self.current.rcu(|old| Snapshot {
+            version: old.version + 1,
+            flags: Arc::clone(&flags),
+        });
         previous.version + 1
     }
 

@@ -1,0 +1,29 @@
+"""ferroflag: feature flags evaluated in native code against an immutable, lock-free snapshot."""
+
+from __future__ import annotations
+
+from ferroflag._ferroflag import (
+    Condition,
+    ConfigError,
+    ConfigWarning,
+    EvalContext,
+    EvalResult,
+    FerroflagError,
+    FlagConfig,
+    FlagEvaluator,
+    Rule,
+    __version__,
+)
+
+__all__ = [
+    "Condition",
+    "ConfigError",
+    "ConfigWarning",
+    "EvalContext",
+    "EvalResult",
+    "FerroflagError",
+    "FlagConfig",
+    "FlagEvaluator",
+    "Rule",
+    "__version__",
+]

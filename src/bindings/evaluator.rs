@@ -1,0 +1,252 @@
+//! `FlagEvaluator`: a handle on a snapshot store. Evaluation reads the current snapshot without a
+//! lock and keeps the GIL (it is cheaper than releasing it); loading and batch work release it.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use pyo3::exceptions::PyTypeError;
+use pyo3::prelude::*;
+use pyo3::types::{PyByteArray, PyBytes, PyDict, PyString};
+use sha2::{Digest, Sha256};
+
+use super::context::{PyEvalContext, context_arg, context_from_dict};
+use super::convert::type_name;
+use super::errors::PyConfigWarning;
+use super::model::{PyFlagConfig, flag_from};
+use super::result::PyEvalResult;
+use crate::context::EvalContext;
+use crate::error::FerroflagError;
+use crate::store::SnapshotStore;
+
+#[pyclass(name = "FlagEvaluator", module = "ferroflag._ferroflag", frozen)]
+pub struct PyFlagEvaluator {
+    pub(crate) store: Arc<SnapshotStore>,
+}
+
+impl PyFlagEvaluator {
+    fn update_defs(&self, py: Python<'_>, flags: &Bound<'_, PyAny>) -> PyResult<u64> {
+        if flags.is_instance_of::<PyString>() || flags.is_instance_of::<PyBytes>() || flags.is_instance_of::<PyDict>() {
+            return Err(PyTypeError::new_err(format!(
+                "flags must be an iterable of FlagConfig or dict, got {} (use update_json() for a document)",
+                type_name(flags)
+            )));
+        }
+        let iter = flags.try_iter().map_err(|_| {
+            PyTypeError::new_err(format!(
+                "flags must be an iterable of FlagConfig or dict, got {}",
+                type_name(flags)
+            ))
+        })?;
+        let defs = iter
+            .enumerate()
+            .map(|(i, item)| flag_from(&item?, i))
+            .collect::<PyResult<Vec<_>>>()?;
+        let store = &self.store;
+        Ok(py.detach(|| store.publish_defs(defs)))
+    }
+}
+
+#[pymethods]
+impl PyFlagEvaluator {
+    #[new]
+    #[pyo3(signature = (flags = None))]
+    fn py_new(py: Python<'_>, flags: Option<&Bound<'_, PyAny>>) -> PyResult<Self> {
+        let evaluator = Self {
+            store: Arc::new(SnapshotStore::new()),
+        };
+        if let Some(flags) = flags {
+            evaluator.update_defs(py, flags)?;
+        }
+        Ok(evaluator)
+    }
+
+    /// Replaces every flag with `flags` (`FlagConfig` objects or wire-format dicts).
+    fn update(&self, py: Python<'_>, flags: &Bound<'_, PyAny>) -> PyResult<()> {
+        self.update_defs(py, flags).map(drop)
+    }
+
+    /// Replaces every flag with a wire-format document (`str` or `bytes`).
+    fn update_json(&self, py: Python<'_>, document: &Bound<'_, PyAny>) -> PyResult<()> {
+        let store = &self.store;
+        let result = if let Ok(text) = document.cast::<PyString>() {
+            let text = text.to_str()?;
+            py.detach(|| store.publish_json(text.as_bytes()))
+        } else if let Ok(bytes) = document.cast::<PyBytes>() {
+            let bytes = bytes.as_bytes();
+            py.detach(|| store.publish_json(bytes))
+        } else if let Ok(bytes) = document.cast::<PyByteArray>() {
+            let bytes = bytes.to_vec();
+            py.detach(|| store.publish_json(&bytes))
+        } else {
+            return Err(PyTypeError::new_err(format!(
+                "document must be str or bytes, got {}",
+                type_name(document)
+            )));
+        };
+        result.map(drop).map_err(Into::into)
+    }
+
+    /// Replaces every flag with the document in a file.
+    fn load_file(&self, py: Python<'_>, path: PathBuf) -> PyResult<()> {
+        let store = &self.store;
+        py.detach(|| {
+            let bytes = std::fs::read(&path).map_err(|source| FerroflagError::Io {
+                path: path.display().to_string(),
+                source,
+            })?;
+            store.publish_json(&bytes)
+        })
+        .map(drop)
+        .map_err(Into::into)
+    }
+
+    fn evaluate(&self, key: &str, ctx: &Bound<'_, PyAny>) -> PyResult<PyEvalResult> {
+        let ctx = context_arg(ctx)?;
+        Ok(self.store.load().evaluate(key, ctx.get()).into())
+    }
+
+    #[pyo3(signature = (key, ctx, default = false))]
+    fn is_enabled(&self, key: &str, ctx: &Bound<'_, PyAny>, default: bool) -> PyResult<bool> {
+        let ctx = context_arg(ctx)?;
+        Ok(self.store.load().is_enabled(key, ctx.get()).unwrap_or(default))
+    }
+
+    fn get_variant(&self, key: &str, ctx: &Bound<'_, PyAny>) -> PyResult<String> {
+        let ctx = context_arg(ctx)?;
+        Ok(self.store.load().evaluate(key, ctx.get()).variant().to_owned())
+    }
+
+    /// Every flag for one context, in document order, all from one snapshot.
+    fn evaluate_all<'py>(&self, py: Python<'py>, ctx: &Bound<'py, PyAny>) -> PyResult<Bound<'py, PyDict>> {
+        let ctx = context_arg(ctx)?;
+        let snapshot = self.store.load_full();
+        let out = PyDict::new(py);
+        for (key, result) in snapshot.evaluate_all(ctx.get()) {
+            out.set_item(key, PyEvalResult::from(result))?;
+        }
+        Ok(out)
+    }
+
+    /// `is_enabled` for many contexts at once, from one snapshot, with the GIL released while evaluating.
+    #[pyo3(signature = (key, contexts, default = false))]
+    fn is_enabled_many(
+        &self,
+        py: Python<'_>,
+        key: &str,
+        contexts: &Bound<'_, PyAny>,
+        default: bool,
+    ) -> PyResult<Vec<bool>> {
+        enum Ctx {
+            Native(Py<PyEvalContext>),
+            Owned(EvalContext),
+        }
+        let iter = contexts.try_iter().map_err(|_| {
+            PyTypeError::new_err(format!(
+                "contexts must be an iterable of EvalContext or dict, got {}",
+                type_name(contexts)
+            ))
+        })?;
+        let mut batch = Vec::with_capacity(contexts.len().unwrap_or(0));
+        for item in iter {
+            let item = item?;
+            if let Ok(ctx) = item.cast::<PyEvalContext>() {
+                batch.push(Ctx::Native(ctx.clone().unbind()));
+            } else if let Ok(dict) = item.cast::<PyDict>() {
+                batch.push(Ctx::Owned(context_from_dict(dict)?));
+            } else {
+                return Err(PyTypeError::new_err(format!(
+                    "contexts must hold EvalContext or dict items, got {}",
+                    type_name(&item)
+                )));
+            }
+        }
+        let snapshot = self.store.load_full();
+        let results = py.detach(|| {
+            batch
+                .iter()
+                .map(|ctx| {
+                    let ctx = match ctx {
+                        Ctx::Native(ctx) => &ctx.get().inner,
+                        Ctx::Owned(ctx) => ctx,
+                    };
+                    snapshot.is_enabled(key, ctx).unwrap_or(default)
+                })
+                .collect()
+        });
+        Ok(results)
+    }
+
+    /// Problems found in the current flags when they were loaded.
+    #[getter]
+    fn warnings(&self) -> Vec<PyConfigWarning> {
+        self.store.load().warnings().iter().map(PyConfigWarning::from).collect()
+    }
+
+    /// How many snapshots have been published; 0 before the first load.
+    #[getter]
+    fn version(&self) -> u64 {
+        self.store.version()
+    }
+
+    /// Flag keys in document order.
+    fn keys(&self) -> Vec<String> {
+        self.store.load().keys().map(str::to_owned).collect()
+    }
+
+    /// The definition of one flag as loaded, or None.
+    fn get_config(&self, key: &str) -> Option<PyFlagConfig> {
+        self.store
+            .load()
+            .definition(key)
+            .map(|def| PyFlagConfig { def: def.clone() })
+    }
+
+    /// Every flag definition as loaded, in document order.
+    fn configs(&self) -> Vec<PyFlagConfig> {
+        self.store
+            .load()
+            .definitions()
+            .map(|def| PyFlagConfig { def: def.clone() })
+            .collect()
+    }
+
+    fn __len__(&self) -> usize {
+        self.store.load().len()
+    }
+
+    fn __contains__(&self, key: &Bound<'_, PyAny>) -> bool {
+        key.cast::<PyString>()
+            .ok()
+            .and_then(|k| k.to_str().ok())
+            .is_some_and(|k| self.store.load().contains(k))
+    }
+
+    fn __repr__(&self) -> String {
+        let snapshot = self.store.load();
+        format!("FlagEvaluator(flags={}, version={})", snapshot.len(), snapshot.version)
+    }
+}
+
+/// Benchmark floor: a method-shaped call that takes the same arguments as `is_enabled` and does nothing.
+#[pyfunction]
+#[pyo3(signature = (key, ctx, default = false))]
+pub fn _bench_empty_call(key: &str, ctx: &Bound<'_, PyAny>, default: bool) -> bool {
+    let _ = (key, ctx);
+    default
+}
+
+/// Benchmark floor: runs `iterations` SHA-256 hashes of `data` (keeping the first four bytes, as
+/// bucketing does) and returns the nanoseconds they took.
+#[pyfunction]
+pub fn _bench_sha256(py: Python<'_>, data: &[u8], iterations: u64) -> u128 {
+    py.detach(|| {
+        let start = std::time::Instant::now();
+        let mut acc = 0u32;
+        for _ in 0..iterations {
+            let digest = Sha256::digest(std::hint::black_box(data));
+            acc ^= u32::from_be_bytes([digest[0], digest[1], digest[2], digest[3]]);
+        }
+        std::hint::black_box(acc);
+        start.elapsed().as_nanos()
+    })
+}
