@@ -22,6 +22,8 @@ pub struct FlagSet {
 #[derive(Debug)]
 pub(crate) struct CompiledFlag {
     pub(crate) key: Arc<str>,
+    /// Position in the document's flag list, for messages.
+    pub(crate) index: usize,
     pub(crate) enabled: bool,
     /// `Some(p)` only for a real rollout, `0 < p < 100`.
     pub(crate) rollout: Option<f64>,
@@ -62,7 +64,7 @@ impl FlagSet {
         };
         for (index, def) in defs.into_iter().enumerate() {
             let flag = compile_flag(def, index, &mut set.warnings);
-            if let Some(previous) = set.flags.get_index_of(&flag.key) {
+            if let Some(previous) = set.flags.get(&flag.key).map(|f| f.index) {
                 set.warnings.push(Warning {
                     location: Location {
                         index: Some(index),
@@ -205,10 +207,52 @@ fn compile_flag(def: FlagDef, index: usize, warnings: &mut Vec<Warning>) -> Comp
     CompiledFlag {
         rollout_seed: bucket::seed(&key, ":"),
         key,
+        index,
         enabled: def.enabled,
         rollout,
         rules,
         variants,
         def,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::config::parse_document;
+    use crate::context::EvalContext;
+
+    use super::FlagSet;
+
+    fn compile(doc: &str) -> FlagSet {
+        FlagSet::compile(parse_document(doc.as_bytes()).unwrap())
+    }
+
+    #[test]
+    fn duplicate_warning_names_the_replaced_flags_position() {
+        let set = compile(
+            r#"[{"key": "a", "enabled": true}, {"key": "b", "enabled": true},
+                {"key": "a", "enabled": false}, {"key": "a", "enabled": true, "default_variant": "last"}]"#,
+        );
+        let messages: Vec<String> = set.warnings().iter().map(ToString::to_string).collect();
+        assert_eq!(messages.len(), 2);
+        assert!(messages[0].contains("replaces the flag at index 0"), "{messages:?}");
+        assert!(messages[1].contains("replaces the flag at index 2"), "{messages:?}");
+        assert_eq!(set.evaluate("a", &EvalContext::new("u")).variant(), "last");
+        assert_eq!(set.keys().collect::<Vec<_>>(), ["a", "b"]);
+    }
+
+    #[test]
+    fn equal_priorities_keep_document_order() {
+        let set = compile(
+            r#"[{"key": "f", "enabled": true, "rules": [
+                {"conditions": [], "variant": "first", "priority": 1},
+                {"conditions": [], "variant": "second", "priority": 1},
+                {"conditions": [{"attribute": "plan", "operator": "eq", "values": ["x"]}], "variant": "top", "priority": 2}
+            ]}]"#,
+        );
+        assert_eq!(set.evaluate("f", &EvalContext::new("u")).variant(), "first");
+        let mut x = EvalContext::new("u");
+        x.plan = "x".into();
+        assert_eq!(set.evaluate("f", &x).variant(), "top");
     }
 }

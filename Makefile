@@ -1,0 +1,71 @@
+# ferroflag's one task runner: CI and pre-commit call these targets too.
+.DEFAULT_GOAL := help
+SHELL := /bin/bash
+VENV ?= .venv
+PY := $(VENV)/bin/python
+export VIRTUAL_ENV := $(abspath $(VENV))
+export PATH := $(abspath $(VENV))/bin:$(PATH)
+
+.PHONY: help  ## List the targets
+help:
+	@grep -E '^\.PHONY: [a-z-]+  ## ' $(MAKEFILE_LIST) | sed -E 's/^\.PHONY: ([a-z-]+)  ## (.*)/  make \1\t\2/' | expand -t 24
+
+$(VENV)/.installed: pyproject.toml
+	python3 -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet --group dev
+	touch $@
+
+.PHONY: install  ## Create the virtualenv and install the dev tools
+install: $(VENV)/.installed
+
+.PHONY: build-dev  ## Build the extension (release profile) into the virtualenv
+build-dev: install
+	rm -f python/ferroflag/*.so
+	maturin develop --release --quiet
+
+.PHONY: demo  ## The main job: build, then show what a handful of users see from examples/flags.json
+demo: build-dev
+	$(PY) examples/demo.py examples/flags.json
+
+.PHONY: test  ## Every test: Rust (tests, clippy, fmt) and Python
+test: test-rust test-python
+
+.PHONY: test-rust  ## cargo test, clippy -D warnings, fmt --check
+test-rust:
+	cargo test --quiet
+	cargo clippy --quiet --all-targets --all-features -- -D warnings
+	cargo fmt --check
+
+.PHONY: test-python  ## Build the extension and run pytest
+test-python: build-dev
+	$(PY) -m pytest -q
+
+.PHONY: lint  ## Static checks: fmt, clippy, ruff, mypy --strict, stubtest
+lint: build-dev
+	cargo fmt --check
+	cargo clippy --quiet --all-targets --all-features -- -D warnings
+	cargo check --quiet --no-default-features
+	ruff check python tests benches examples
+	ruff format --check python tests benches examples
+	mypy --strict python/ferroflag
+	$(PY) -m mypy.stubtest ferroflag._ferroflag --allowlist .mypy-stubtest-allowlist
+
+.PHONY: format  ## Format Rust and Python sources
+format: install
+	cargo fmt
+	ruff format python tests benches examples
+	ruff check --fix python tests benches examples
+
+.PHONY: bench  ## Benchmarks: criterion for the core, then the Python side-by-side table
+bench: build-dev
+	cargo bench --bench evaluate
+	$(PY) benches/bench_python.py
+
+.PHONY: all  ## format, lint, test
+all: format lint test
+
+.PHONY: clean  ## Remove build outputs and the virtualenv
+clean:
+	cargo clean
+	rm -rf $(VENV) python/ferroflag/*.so .pytest_cache .mypy_cache .ruff_cache

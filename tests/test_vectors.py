@@ -1,0 +1,65 @@
+"""The golden vectors of tests/fixtures, run through the Python API (tests/spec.rs runs them in Rust)."""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from ferroflag import ConfigError, EvalContext, FlagEvaluator
+
+FIXTURES = Path(__file__).parent / "fixtures"
+CASES = json.loads((FIXTURES / "eval_cases.json").read_text())
+
+
+def _context(data: dict[str, Any]) -> EvalContext:
+    return EvalContext(**data)
+
+
+@pytest.mark.parametrize("document", CASES["documents"], ids=lambda d: d["name"])
+def test_evaluation_cases(document: dict[str, Any]) -> None:
+    evaluator = FlagEvaluator()
+    evaluator.update_json(json.dumps(document["document"]))
+    assert len(evaluator.warnings) == document["warnings"], evaluator.warnings
+    for case in document["cases"]:
+        ctx = _context(case["context"])
+        result = evaluator.evaluate(case["flag"], ctx)
+        expected = case["expected"]
+        assert (result.enabled, result.variant, result.reason) == (
+            expected["enabled"],
+            expected["variant"],
+            expected["reason"],
+        ), (case["flag"], ctx)
+        # The same answer through the dict form of the context and through is_enabled.
+        assert evaluator.evaluate(case["flag"], case["context"]) == result
+        assert evaluator.is_enabled(case["flag"], ctx) is expected["enabled"]
+
+
+@pytest.mark.parametrize("document", CASES["invalid_documents"], ids=lambda d: d["name"])
+def test_invalid_documents(document: dict[str, Any]) -> None:
+    evaluator = FlagEvaluator([{"key": "keep-me", "enabled": True}])
+    with pytest.raises(ConfigError) as excinfo:
+        evaluator.update_json(document["text"])
+    for needle in document["error_contains"]:
+        assert needle in str(excinfo.value)
+    assert evaluator.version == 1
+    assert evaluator.evaluate("keep-me", EvalContext("u")).reason == "default"
+
+
+def test_bucketing_vectors() -> None:
+    """Each vector's bucket is pinned exactly: a rollout at the bucket excludes the user, one a hair above includes them."""
+    vectors = json.loads((FIXTURES / "bucketing_vectors.json").read_text())["vectors"]
+    checked = 0
+    for v in vectors:
+        key, user, bucket = v["flag_key"], v["user_id"], v["bucket"]
+        if not 0 < bucket < 100:
+            continue
+        evaluator = FlagEvaluator([{"key": key, "enabled": True, "percentage": bucket}])
+        assert evaluator.is_enabled(key, EvalContext(user)) is False, (key, user)
+        evaluator.update([{"key": key, "enabled": True, "percentage": math.nextafter(bucket, 100)}])
+        assert evaluator.is_enabled(key, EvalContext(user)) is True, (key, user)
+        checked += 1
+    assert checked >= 100
