@@ -36,6 +36,8 @@ pub(crate) struct CompiledFlag {
 
 #[derive(Debug)]
 pub(crate) struct CompiledRule {
+    /// Position in the flag's `rules` list, which is sorted by priority here.
+    pub(crate) index: usize,
     pub(crate) conditions: Box<[Matcher]>,
     pub(crate) variant: Arc<str>,
 }
@@ -167,6 +169,7 @@ fn compile_flag(def: FlagDef, index: usize, warnings: &mut Vec<Warning>) -> Comp
                 })
                 .collect();
             CompiledRule {
+                index: i,
                 conditions,
                 variant: rule.variant.as_str().into(),
             }

@@ -16,6 +16,7 @@ pub mod config;
 pub mod context;
 pub mod error;
 pub mod evaluate;
+pub mod explain;
 pub mod matcher;
 pub mod store;
 

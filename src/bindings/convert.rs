@@ -132,3 +132,33 @@ pub fn to_json(obj: &Bound<'_, PyAny>, depth: usize) -> PyResult<Value> {
         type_name(obj)
     )))
 }
+
+/// JSON into plain Python data (dict, list, str, int, float, bool, None).
+pub fn from_json<'py>(py: Python<'py>, value: &Value) -> PyResult<Bound<'py, PyAny>> {
+    Ok(match value {
+        Value::Null => py.None().into_bound(py),
+        Value::Bool(b) => PyBool::new(py, *b).to_owned().into_any(),
+        Value::Number(n) => {
+            if let Some(i) = n.as_i64() {
+                i.into_pyobject(py)?.into_any()
+            } else if let Some(u) = n.as_u64() {
+                u.into_pyobject(py)?.into_any()
+            } else {
+                n.as_f64().unwrap_or(f64::NAN).into_pyobject(py)?.into_any()
+            }
+        }
+        Value::String(s) => PyString::new(py, s).into_any(),
+        Value::Array(items) => PyList::new(
+            py,
+            items.iter().map(|v| from_json(py, v)).collect::<PyResult<Vec<_>>>()?,
+        )?
+        .into_any(),
+        Value::Object(map) => {
+            let dict = PyDict::new(py);
+            for (k, v) in map {
+                dict.set_item(k, from_json(py, v)?)?;
+            }
+            dict.into_any()
+        }
+    })
+}

@@ -10,7 +10,7 @@ use pyo3::types::{PyByteArray, PyBytes, PyDict, PyString};
 use sha2::{Digest, Sha256};
 
 use super::context::{PyEvalContext, context_arg, context_from_dict};
-use super::convert::type_name;
+use super::convert::{self, type_name};
 use super::errors::PyConfigWarning;
 use super::model::{PyFlagConfig, flag_from};
 use super::result::PyEvalResult;
@@ -174,6 +174,17 @@ impl PyFlagEvaluator {
                 .collect()
         });
         Ok(results)
+    }
+
+    /// Why `key` answers as it does for `ctx`: rules tried, bucket and threshold, variant pick.
+    /// `None` when there is no such flag.
+    fn explain<'py>(&self, py: Python<'py>, key: &str, ctx: &Bound<'py, PyAny>) -> PyResult<Option<Bound<'py, PyAny>>> {
+        let ctx = context_arg(ctx)?;
+        self.store
+            .load()
+            .explain(key, ctx.get())
+            .map(|e| convert::from_json(py, &e.to_value()))
+            .transpose()
     }
 
     /// Problems found in the current flags when they were loaded.

@@ -22,12 +22,6 @@ fn list_items<'py>(name: &str, obj: &Bound<'py, PyAny>) -> PyResult<Vec<Bound<'p
         .collect()
 }
 
-fn json_to_py<'py>(py: Python<'py>, value: &Value) -> PyResult<Bound<'py, PyAny>> {
-    // The values here are small (one flag), so a round trip through Python's json module is not worth avoiding.
-    let json = py.import("json")?;
-    json.call_method1("loads", (value.to_string(),))
-}
-
 fn from_dict<T>(
     obj: &Bound<'_, PyAny>,
     what: &str,
@@ -97,7 +91,7 @@ impl PyCondition {
     }
 
     fn to_dict<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
-        json_to_py(py, &self.def.to_value())
+        convert::from_json(py, &self.def.to_value())
     }
 
     #[staticmethod]
@@ -167,7 +161,7 @@ impl PyRule {
     }
 
     fn to_dict<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
-        json_to_py(py, &self.def.to_value())
+        convert::from_json(py, &self.def.to_value())
     }
 
     #[staticmethod]
@@ -331,7 +325,7 @@ impl PyFlagConfig {
     }
 
     fn to_dict<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
-        json_to_py(py, &self.def.to_value())
+        convert::from_json(py, &self.def.to_value())
     }
 
     #[staticmethod]
