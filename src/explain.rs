@@ -196,7 +196,10 @@ mod tests {
         assert_eq!(e.rules[0].conditions[0].actual, "");
         let rollout = e.rollout.unwrap();
         assert_eq!(rollout.included, e.result.enabled);
-        assert_eq!(rollout.bucket.to_bits(), crate::bucket::rollout_bucket("f", "user-1").to_bits());
+        assert_eq!(
+            rollout.bucket.to_bits(),
+            crate::bucket::rollout_bucket("f", "user-1").to_bits()
+        );
         if e.result.enabled {
             let pick = e.variant_pick.unwrap();
             assert_eq!(pick.picked, e.result.variant());

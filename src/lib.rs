@@ -19,6 +19,7 @@ pub mod evaluate;
 pub mod explain;
 pub mod matcher;
 pub mod store;
+pub mod sync;
 
 #[cfg(feature = "python")]
 mod bindings;
