@@ -5,9 +5,8 @@ use std::sync::Arc;
 
 use indexmap::IndexMap;
 use rustc_hash::FxBuildHasher;
-use sha2::Sha256;
 
-use crate::bucket;
+use crate::bucket::{self, Seed};
 use crate::config::FlagDef;
 use crate::error::{Location, Warning};
 use crate::matcher::{Matcher, MatcherProblem};
@@ -27,9 +26,12 @@ pub(crate) struct CompiledFlag {
     pub(crate) enabled: bool,
     /// `Some(p)` only for a real rollout, `0 < p < 100`.
     pub(crate) rollout: Option<f64>,
+    /// For a rollout, the hashes below this are in it: `bucket < percentage` as an integer comparison
+    /// (see [`bucket::threshold`]).
+    pub(crate) rollout_threshold: u64,
     pub(crate) rules: Box<[CompiledRule]>,
     pub(crate) variants: Variants,
-    pub(crate) rollout_seed: Sha256,
+    pub(crate) rollout_seed: Seed,
     /// The flag definition this was compiled from, for `FlagEvaluator.get_config()`-style reads.
     pub(crate) def: FlagDef,
 }
@@ -50,9 +52,12 @@ pub(crate) enum Variants {
         /// Sorted by name, with running sums of the weights in that order.
         names: Box<[Arc<str>]>,
         running: Box<[f64]>,
+        /// Per variant, the hashes below this land at or before it: `running[i] > x` as an integer
+        /// comparison (see [`bucket::threshold`]).
+        thresholds: Box<[u64]>,
         /// Index of the last variant with a positive weight: the pick when the scaled hash equals the total.
         last_positive: usize,
-        seed: Box<Sha256>,
+        seed: Box<Seed>,
     },
 }
 
@@ -200,6 +205,7 @@ fn compile_flag(def: FlagDef, index: usize, warnings: &mut Vec<Warning>) -> Comp
             }
             Some(last_positive) => Variants::Weighted {
                 names: sorted.iter().map(|(n, _)| Arc::from(n.as_str())).collect(),
+                thresholds: running.iter().map(|&sum| bucket::threshold(sum, total)).collect(),
                 running,
                 last_positive,
                 seed: Box::new(bucket::seed(&key, ":variant:")),
@@ -212,6 +218,7 @@ fn compile_flag(def: FlagDef, index: usize, warnings: &mut Vec<Warning>) -> Comp
         key,
         index,
         enabled: def.enabled,
+        rollout_threshold: rollout.map_or(0, |percentage| bucket::threshold(percentage, 100.0)),
         rollout,
         rules,
         variants,

@@ -14,7 +14,8 @@ pub struct FlagDef {
     pub enabled: bool,
     pub percentage: f64,
     pub rules: Vec<RuleDef>,
-    /// Name → weight, in document order.
+    /// Name → weight, sorted by name (the order SPEC §2 step 6 walks), so that two definitions
+    /// with the same variants compare equal however they were written.
     pub variants: Vec<(String, f64)>,
     pub default_variant: String,
 }
@@ -108,7 +109,7 @@ impl FlagDef {
                 .collect::<Result<_>>()?,
             Some(other) => return Err(at.error("rules", format!("expected an array, got {}", type_name(other)))),
         };
-        let variants = match optional(obj, "variants") {
+        let mut variants: Vec<(String, f64)> = match optional(obj, "variants") {
             None => Vec::new(),
             Some(Value::Object(map)) => map
                 .iter()
@@ -123,6 +124,7 @@ impl FlagDef {
                 .collect::<Result<_>>()?,
             Some(other) => return Err(at.error("variants", format!("expected an object, got {}", type_name(other)))),
         };
+        variants.sort_by(|a, b| a.0.cmp(&b.0));
         let default_variant = at.optional_string(obj, "default_variant", "default_variant")?;
         Ok(Self {
             key: at.key.take().unwrap_or_default(),

@@ -1,6 +1,7 @@
 //! SPEC §2: the answer for one flag and one context, read from a compiled flag set.
 
 use std::fmt;
+use std::hash::{Hash, Hasher};
 use std::sync::Arc;
 
 use crate::bucket;
@@ -58,12 +59,29 @@ impl fmt::Display for Reason {
     }
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+/// Equality and hashing go by `variant()`, so `None` and `Some("")` are the same answer.
+#[derive(Debug, Clone)]
 pub struct EvalResult {
     pub enabled: bool,
     /// `None` reads as `""`; shared with the snapshot, so a result costs no string copy.
     pub variant: Option<Arc<str>>,
     pub reason: Reason,
+}
+
+impl PartialEq for EvalResult {
+    fn eq(&self, other: &Self) -> bool {
+        self.enabled == other.enabled && self.reason == other.reason && self.variant() == other.variant()
+    }
+}
+
+impl Eq for EvalResult {}
+
+impl Hash for EvalResult {
+    fn hash<H: Hasher>(&self, state: &mut H) {
+        self.enabled.hash(state);
+        self.variant().hash(state);
+        self.reason.hash(state);
+    }
 }
 
 impl EvalResult {
@@ -97,9 +115,10 @@ impl CompiledFlag {
             return Decision::Rule(&rule.variant);
         }
         match self.rollout {
-            Some(percentage) => {
-                let bucket = bucket::scale(bucket::hash_u32(&self.rollout_seed, &ctx.user_id), 100.0);
-                if bucket < percentage {
+            Some(_) => {
+                // `bucket < percentage`, compared as integers (see `bucket::threshold`).
+                let hash = bucket::hash_u32(&self.rollout_seed, &ctx.user_id);
+                if u64::from(hash) < self.rollout_threshold {
                     Decision::On(Reason::Percentage)
                 } else {
                     Decision::Off(Reason::PercentageExcluded)
@@ -114,13 +133,14 @@ impl CompiledFlag {
             Variants::Fixed(variant) => variant,
             Variants::Weighted {
                 names,
-                running,
+                thresholds,
                 last_positive,
                 seed,
+                ..
             } => {
-                let total = running.last().copied().unwrap_or(0.0);
-                let x = bucket::scale(bucket::hash_u32(seed, user_id), total);
-                let index = running.iter().position(|&sum| sum > x).unwrap_or(*last_positive);
+                // The first variant whose running sum exceeds the scaled hash, compared as integers.
+                let hash = u64::from(bucket::hash_u32(seed, user_id));
+                let index = thresholds.iter().position(|&t| hash < t).unwrap_or(*last_positive);
                 &names[index]
             }
         }
@@ -162,5 +182,33 @@ impl FlagSet {
     #[must_use]
     pub fn evaluate_all<'a>(&'a self, ctx: &'a EvalContext) -> impl ExactSizeIterator<Item = (&'a str, EvalResult)> {
         self.flags.iter().map(move |(key, flag)| (&**key, flag.evaluate(ctx)))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn no_variant_and_empty_variant_are_the_same_answer() {
+        let none = EvalResult::off(Reason::Default);
+        let empty = EvalResult {
+            variant: Some(Arc::from("")),
+            ..none.clone()
+        };
+        assert_eq!(none, empty);
+        let hash = |r: &EvalResult| {
+            let mut h = std::collections::hash_map::DefaultHasher::new();
+            r.hash(&mut h);
+            h.finish()
+        };
+        assert_eq!(hash(&none), hash(&empty));
+        assert_ne!(
+            none,
+            EvalResult {
+                variant: Some(Arc::from("a")),
+                ..empty
+            }
+        );
     }
 }

@@ -2,7 +2,9 @@
 
 use regex::{Regex, RegexBuilder};
 use rustc_hash::FxHashSet;
-use semver::Version;
+use std::cmp::Ordering;
+
+use semver::{BuildMetadata, Prerelease};
 
 use crate::context::{Attribute, EvalContext};
 
@@ -36,9 +38,9 @@ enum Op {
     Lt(f64),
     Lte(f64),
     Matches(Box<Regex>),
-    SemverEq(Box<Version>),
-    SemverGt(Box<Version>),
-    SemverLt(Box<Version>),
+    SemverEq(Box<SemverKey>),
+    SemverGt(Box<SemverKey>),
+    SemverLt(Box<SemverKey>),
 }
 
 #[derive(Debug, Clone)]
@@ -79,14 +81,17 @@ impl Matcher {
         let first = values.first().map(String::as_str);
         let text = |build: fn(Box<str>) -> Op| first.map_or(Op::Never, |v| build(v.into()));
         let num = |build: fn(f64) -> Op| first.and_then(parse_number).map_or(Op::Never, build);
-        let semver = |build: fn(Box<Version>) -> Op| first.and_then(parse_semver).map_or(Op::Never, build);
+        let semver = |build: fn(Box<SemverKey>) -> Op| first.and_then(parse_semver).map_or(Op::Never, build);
         let mut problem = None;
         let op = match operator {
             "eq" => text(Op::Eq),
             "neq" => text(Op::Neq),
             "in" if values.is_empty() => Op::Never,
+            // One value: `v in [x]` is `v == x`, one comparison without walking a list.
+            "in" if values.len() == 1 => text(Op::Eq),
             "in" => Op::In(ValueSet::new(values)),
             "not_in" if values.is_empty() => Op::Always,
+            "not_in" if values.len() == 1 => text(Op::Neq),
             "not_in" => Op::NotIn(ValueSet::new(values)),
             "contains" => text(Op::Contains),
             "starts_with" => text(Op::StartsWith),
@@ -144,9 +149,9 @@ impl Matcher {
             Op::Lt(x) => parse_number(v).is_some_and(|v| v < *x),
             Op::Lte(x) => parse_number(v).is_some_and(|v| v <= *x),
             Op::Matches(re) => re.is_match(v),
-            Op::SemverEq(x) => parse_semver(v).is_some_and(|v| v.cmp_precedence(x).is_eq()),
-            Op::SemverGt(x) => parse_semver(v).is_some_and(|v| v.cmp_precedence(x).is_gt()),
-            Op::SemverLt(x) => parse_semver(v).is_some_and(|v| v.cmp_precedence(x).is_lt()),
+            Op::SemverEq(x) => parse_semver(v).is_some_and(|v| v.precedence(x).is_eq()),
+            Op::SemverGt(x) => parse_semver(v).is_some_and(|v| v.precedence(x).is_gt()),
+            Op::SemverLt(x) => parse_semver(v).is_some_and(|v| v.precedence(x).is_lt()),
         }
     }
 }
@@ -166,10 +171,62 @@ pub fn parse_number(s: &str) -> Option<f64> {
     s.parse::<f64>().ok().filter(|x| x.is_finite())
 }
 
+/// What `SemVer` precedence compares: the three numbers and the pre-release (build metadata is
+/// dropped). The numbers stay digit strings, because `SemVer` 2.0.0 puts no bound on them (the
+/// `semver` crate's `u64` would refuse `18446744073709551616.0.0`, which the spec's grammar accepts).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SemverKey {
+    numbers: [Box<str>; 3],
+    pre: Prerelease,
+}
+
+impl SemverKey {
+    /// `SemVer` 2.0.0 precedence.
+    #[must_use]
+    pub fn precedence(&self, other: &Self) -> Ordering {
+        // Without leading zeros, a longer digit string is a larger number.
+        let numbers = self
+            .numbers
+            .iter()
+            .zip(&other.numbers)
+            .map(|(a, b)| a.len().cmp(&b.len()).then_with(|| a.cmp(b)))
+            .find(|o| o.is_ne())
+            .unwrap_or(Ordering::Equal);
+        // A release sorts after its pre-releases.
+        numbers.then_with(|| match (self.pre.is_empty(), other.pre.is_empty()) {
+            (true, true) => Ordering::Equal,
+            (true, false) => Ordering::Greater,
+            (false, true) => Ordering::Less,
+            (false, false) => self.pre.cmp(&other.pre),
+        })
+    }
+}
+
 /// A `SemVer` 2.0.0 version, with one optional leading `v`.
 #[must_use]
-pub fn parse_semver(s: &str) -> Option<Box<Version>> {
-    Version::parse(s.strip_prefix('v').unwrap_or(s)).ok().map(Box::new)
+pub fn parse_semver(s: &str) -> Option<Box<SemverKey>> {
+    let s = s.strip_prefix('v').unwrap_or(s);
+    let (s, build) = s.split_once('+').map_or((s, None), |(v, b)| (v, Some(b)));
+    if build.is_some_and(|b| b.is_empty() || BuildMetadata::new(b).is_err()) {
+        return None;
+    }
+    let (core, pre) = match s.split_once('-') {
+        Some((_, "")) => return None,
+        Some((core, pre)) => (core, Prerelease::new(pre).ok()?),
+        None => (s, Prerelease::EMPTY),
+    };
+    let mut parts = core.split('.');
+    let mut number = || {
+        parts
+            .next()
+            .filter(|p| !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit()) && (*p == "0" || !p.starts_with('0')))
+            .map(Box::from)
+    };
+    let numbers = [number()?, number()?, number()?];
+    if parts.next().is_some() {
+        return None;
+    }
+    Some(Box::new(SemverKey { numbers, pre }))
 }
 
 fn first_line(s: &str) -> String {
@@ -183,6 +240,26 @@ fn first_line(s: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn one_value_in_and_not_in_answer_as_lists_do() {
+        let ctx = |plan: &str| EvalContext::with_fields("u".into(), String::new(), plan.into(), String::new(), []);
+        for (operator, values, plan, expected) in [
+            ("in", vec!["enterprise"], "enterprise", true),
+            ("in", vec!["enterprise"], "free", false),
+            ("in", vec![""], "", true),
+            ("in", vec!["enterprise", "team"], "team", true),
+            ("not_in", vec!["enterprise"], "enterprise", false),
+            ("not_in", vec!["enterprise"], "free", true),
+            ("not_in", vec![""], "", false),
+            ("not_in", vec!["enterprise", "team"], "free", true),
+        ] {
+            let values: Vec<String> = values.into_iter().map(String::from).collect();
+            let (matcher, problem) = Matcher::compile("plan", operator, &values);
+            assert!(problem.is_none());
+            assert_eq!(matcher.matches(&ctx(plan)), expected, "{plan:?} {operator} {values:?}");
+        }
+    }
 
     #[test]
     fn numbers_follow_the_decimal_grammar() {
@@ -200,8 +277,45 @@ mod tests {
     fn semver_takes_a_leading_v_and_ignores_build_metadata() {
         let a = parse_semver("v1.2.3+build.5").unwrap();
         let b = parse_semver("1.2.3").unwrap();
-        assert!(a.cmp_precedence(&b).is_eq());
+        assert!(a.precedence(&b).is_eq());
         assert!(parse_semver("1.2").is_none());
         assert!(parse_semver("01.2.3").is_none());
+        for bad in [
+            "",
+            "v",
+            "1.2.3-",
+            "1.2.3+",
+            "1.2.3.4",
+            "1..3",
+            "1.2.3-01",
+            "1.2.3-a..b",
+            " 1.2.3",
+            "1.2.x",
+        ] {
+            assert!(parse_semver(bad).is_none(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn semver_precedence_follows_the_spec() {
+        let ordered = [
+            "1.0.0-alpha",
+            "1.0.0-alpha.1",
+            "1.0.0-alpha.beta",
+            "1.0.0-beta",
+            "1.0.0-beta.2",
+            "1.0.0-beta.11",
+            "1.0.0-rc.1",
+            "1.0.0",
+            "1.10.0",
+            "18446744073709551615.0.0",
+            "18446744073709551616.0.0",
+            "99999999999999999999999.0.0",
+        ];
+        for pair in ordered.windows(2) {
+            let (a, b) = (parse_semver(pair[0]).unwrap(), parse_semver(pair[1]).unwrap());
+            assert!(a.precedence(&b).is_lt(), "{} < {}", pair[0], pair[1]);
+            assert!(b.precedence(&a).is_gt(), "{} > {}", pair[1], pair[0]);
+        }
     }
 }

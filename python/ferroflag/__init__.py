@@ -11,7 +11,10 @@ from ferroflag._ferroflag import (
     FerroflagError,
     FlagConfig,
     FlagEvaluator,
+    FlagFileWatcher,
+    FlagSyncClient,
     Rule,
+    SyncStatus,
     __version__,
 )
 
@@ -24,6 +27,9 @@ __all__ = [
     "FerroflagError",
     "FlagConfig",
     "FlagEvaluator",
+    "FlagFileWatcher",
+    "FlagSyncClient",
     "Rule",
+    "SyncStatus",
     "__version__",
 ]

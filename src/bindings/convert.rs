@@ -1,11 +1,15 @@
 //! Reading Python objects into core types. Every failure names what was wrong and where.
 
+use std::fmt::Write as _;
+
 use pyo3::exceptions::{PyTypeError, PyValueError};
 use pyo3::prelude::*;
 use pyo3::types::{PyBool, PyDict, PyFloat, PyInt, PyList, PyString, PyTuple};
 use serde_json::{Map, Number, Value};
 
+use super::errors::config_error;
 use super::model::{PyCondition, PyFlagConfig, PyRule};
+use crate::error::Location;
 
 /// Deeper nesting than any flag document needs; stops recursive structures early.
 const MAX_DEPTH: usize = 32;
@@ -14,6 +18,15 @@ pub fn type_name(obj: &Bound<'_, PyAny>) -> String {
     obj.get_type()
         .name()
         .map_or_else(|_| "<unknown>".to_owned(), |n| n.to_string())
+}
+
+/// A private copy of a dict, to iterate while converting its values.
+///
+/// The dict iterator of `pyo3` panics when the dict changes size under it, and converting a value can run
+/// user code (an `int` subclass's `__str__`, a `__float__`, a `__repr__`) that changes the dict;
+/// on free-threaded Python another thread can too. Nothing else holds the copy.
+pub fn dict_snapshot<'py>(dict: &Bound<'py, PyDict>) -> PyResult<Bound<'py, PyDict>> {
+    dict.copy()
 }
 
 /// A `str`, or the decimal text of an `int` (SPEC §3 stores numbers as text).
@@ -56,7 +69,7 @@ pub fn properties(obj: Option<&Bound<'_, PyAny>>) -> PyResult<Vec<(String, Strin
         .cast::<PyDict>()
         .map_err(|_| PyTypeError::new_err(format!("properties must be a dict, got {}", type_name(obj))))?;
     let mut out = Vec::with_capacity(dict.len());
-    for (name, value) in dict.iter() {
+    for (name, value) in dict_snapshot(dict)?.iter() {
         let name = name
             .cast::<PyString>()
             .map_err(|_| PyTypeError::new_err(format!("property names must be str, got {}", type_name(&name))))?
@@ -79,8 +92,27 @@ pub fn string_arg(name: &str, obj: &Bound<'_, PyAny>) -> PyResult<String> {
 /// Converts plain Python data (dicts, lists, str, int, float, bool, None, and ferroflag's own
 /// config classes) into JSON, so dicts go through the same validation as documents.
 ///
+/// `location` says which definition this is; on failure its path is extended to the offending
+/// value. A value that cannot be JSON (NaN, nesting too deep) becomes a `ConfigError` there; a
+/// Python type that has no JSON form stays a `TypeError`, with the path in its message.
+pub fn definition_to_json(obj: &Bound<'_, PyAny>, mut location: Location) -> PyResult<Value> {
+    let mut path = std::mem::take(&mut location.path);
+    to_json(obj, 0, &mut path).map_err(|e| {
+        let py = obj.py();
+        location.path = path;
+        if e.is_instance_of::<PyTypeError>(py) && !location.path.is_empty() {
+            PyTypeError::new_err(format!("{}: {}", location.json_path(), e.value(py)))
+        } else if e.is_instance_of::<PyValueError>(py) {
+            config_error(location, e.value(py).to_string())
+        } else {
+            e
+        }
+    })
+}
+
 /// Floats keep the text Python's `repr` gives them, numbers in condition values are kept as text.
-pub fn to_json(obj: &Bound<'_, PyAny>, depth: usize) -> PyResult<Value> {
+/// `path` is extended while descending and left pointing at the value that failed.
+fn to_json(obj: &Bound<'_, PyAny>, depth: usize, path: &mut String) -> PyResult<Value> {
     if depth > MAX_DEPTH {
         return Err(PyValueError::new_err("structure nested too deeply (recursive?)"));
     }
@@ -103,20 +135,30 @@ pub fn to_json(obj: &Bound<'_, PyAny>, depth: usize) -> PyResult<Value> {
     }
     if let Ok(dict) = obj.cast::<PyDict>() {
         let mut map = Map::new();
-        for (k, v) in dict.iter() {
+        for (k, v) in dict_snapshot(dict)?.iter() {
             let k = k
                 .cast::<PyString>()
                 .map_err(|_| PyTypeError::new_err(format!("dict keys must be str, got {}", type_name(&k))))?;
-            map.insert(k.to_str()?.to_owned(), to_json(&v, depth + 1)?);
+            let k = k.to_str()?;
+            let len = path.len();
+            if !path.is_empty() {
+                path.push('.');
+            }
+            path.push_str(k);
+            map.insert(k.to_owned(), to_json(&v, depth + 1, path)?);
+            path.truncate(len);
         }
         return Ok(Value::Object(map));
     }
     if obj.is_instance_of::<PyList>() || obj.is_instance_of::<PyTuple>() {
-        return obj
-            .try_iter()?
-            .map(|item| to_json(&item?, depth + 1))
-            .collect::<PyResult<_>>()
-            .map(Value::Array);
+        let mut items = Vec::new();
+        for (i, item) in obj.try_iter()?.enumerate() {
+            let len = path.len();
+            let _ = write!(path, "[{i}]");
+            items.push(to_json(&item?, depth + 1, path)?);
+            path.truncate(len);
+        }
+        return Ok(Value::Array(items));
     }
     if let Ok(c) = obj.cast::<PyCondition>() {
         return Ok(c.get().def.to_value());

@@ -1,7 +1,7 @@
 //! Python exceptions, and the single conversion from the core's error type (STYLE R4).
 
 use pyo3::exceptions::{
-    PyException, PyFileNotFoundError, PyIsADirectoryError, PyOSError, PyPermissionError, PyValueError,
+    PyException, PyFileNotFoundError, PyIsADirectoryError, PyOSError, PyPermissionError, PyRuntimeError, PyValueError,
 };
 use pyo3::prelude::*;
 use pyo3::sync::PyOnceLock;
@@ -26,6 +26,9 @@ pub fn config_error_type(py: Python<'_>) -> PyResult<&Bound<'_, PyType>> {
             let bases = PyTuple::new(py, [py.get_type::<FerroflagError>(), py.get_type::<PyValueError>()])?;
             let namespace = PyDict::new(py);
             namespace.set_item("__module__", "ferroflag")?;
+            // Class-level defaults, so a ConfigError raised by user code (or unpickled) has them too.
+            namespace.set_item("flag", py.None())?;
+            namespace.set_item("path", "")?;
             namespace.set_item(
                 "__doc__",
                 "A flag document or flag definition was rejected. `flag` names the flag (or None), \
@@ -58,7 +61,14 @@ pub fn to_py_err(error: CoreError) -> PyErr {
             raise().unwrap_or_else(|e| e)
         }
         CoreError::Io { path, source } => {
-            let args = (source.raw_os_error().unwrap_or(0), source.to_string(), path);
+            // Python puts the errno in front itself; drop Rust's " (os error N)" suffix.
+            let code = source.raw_os_error().unwrap_or(0);
+            let text = source.to_string();
+            let text = text
+                .strip_suffix(&format!(" (os error {code})"))
+                .unwrap_or(&text)
+                .to_owned();
+            let args = (code, text, path);
             match source.kind() {
                 std::io::ErrorKind::NotFound => PyFileNotFoundError::new_err(args),
                 std::io::ErrorKind::PermissionDenied => PyPermissionError::new_err(args),
@@ -132,4 +142,18 @@ impl PyConfigWarning {
 /// Python's `repr()` of a string, so reprs read like Python literals.
 pub fn py_repr(py: Python<'_>, s: &str) -> PyResult<String> {
     Ok(PyString::new(py, s).repr()?.to_str()?.to_owned())
+}
+
+/// The one place a sync error becomes a Python exception: a bad setting is a `ValueError`, a
+/// thread that cannot start a `RuntimeError` (as `threading.Thread.start` raises). No text here
+/// holds a header value: the core redacts them.
+pub fn sync_error(error: crate::sync::SyncError) -> PyErr {
+    use crate::sync::SyncError;
+    match error {
+        SyncError::InvalidUrl { .. }
+        | SyncError::InvalidHeader { .. }
+        | SyncError::InvalidConfig(_)
+        | SyncError::CaBundle { .. } => PyValueError::new_err(error.to_string()),
+        SyncError::Spawn(_) | SyncError::Stopped | SyncError::Forked => PyRuntimeError::new_err(error.to_string()),
+    }
 }

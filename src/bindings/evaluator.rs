@@ -18,6 +18,9 @@ use crate::context::EvalContext;
 use crate::error::FerroflagError;
 use crate::store::SnapshotStore;
 
+/// The most contexts `is_enabled_many` reserves room for up front; the batch grows past it as needed.
+const MAX_PREALLOCATED: usize = 1 << 16;
+
 #[pyclass(name = "FlagEvaluator", module = "ferroflag._ferroflag", frozen)]
 pub struct PyFlagEvaluator {
     pub(crate) store: Arc<SnapshotStore>,
@@ -65,7 +68,7 @@ impl PyFlagEvaluator {
         self.update_defs(py, flags).map(drop)
     }
 
-    /// Replaces every flag with a wire-format document (`str` or `bytes`).
+    /// Replaces every flag with a wire-format document (`str`, `bytes` or `bytearray`).
     fn update_json(&self, py: Python<'_>, document: &Bound<'_, PyAny>) -> PyResult<()> {
         let store = &self.store;
         let result = if let Ok(text) = document.cast::<PyString>() {
@@ -79,7 +82,7 @@ impl PyFlagEvaluator {
             py.detach(|| store.publish_json(&bytes))
         } else {
             return Err(PyTypeError::new_err(format!(
-                "document must be str or bytes, got {}",
+                "document must be str, bytes or bytearray, got {}",
                 type_name(document)
             )));
         };
@@ -146,7 +149,9 @@ impl PyFlagEvaluator {
                 type_name(contexts)
             ))
         })?;
-        let mut batch = Vec::with_capacity(contexts.len().unwrap_or(0));
+        // `len()` is only a hint, and user code gives it: a lying `__len__` must not reserve
+        // gigabytes (an allocation failure aborts the process).
+        let mut batch = Vec::with_capacity(contexts.len().unwrap_or(0).min(MAX_PREALLOCATED));
         for item in iter {
             let item = item?;
             if let Ok(ctx) = item.cast::<PyEvalContext>() {

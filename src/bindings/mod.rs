@@ -8,6 +8,7 @@ mod errors;
 mod evaluator;
 mod model;
 mod result;
+mod sync;
 
 use pyo3::prelude::*;
 
@@ -23,6 +24,8 @@ pub mod _ferroflag {
     use super::model::{PyCondition, PyFlagConfig, PyRule};
     #[pymodule_export]
     use super::result::PyEvalResult;
+    #[pymodule_export]
+    use super::sync::{PyFlagFileWatcher, PyFlagSyncClient, PySyncStatus};
 
     use pyo3::prelude::*;
 

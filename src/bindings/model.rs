@@ -8,6 +8,7 @@ use serde_json::Value;
 use super::convert::{self, type_name};
 use super::errors::{py_repr, to_py_err};
 use crate::config::{ConditionDef, FlagDef, RuleDef};
+use crate::error::Location;
 
 /// Items of a list argument; a bare `str` is refused because iterating it gives characters.
 fn list_items<'py>(name: &str, obj: &Bound<'py, PyAny>) -> PyResult<Vec<Bound<'py, PyAny>>> {
@@ -22,9 +23,11 @@ fn list_items<'py>(name: &str, obj: &Bound<'py, PyAny>) -> PyResult<Vec<Bound<'p
         .collect()
 }
 
+/// `index` and `base` place the definition as the core's parser does in its errors.
 fn from_dict<T>(
     obj: &Bound<'_, PyAny>,
     what: &str,
+    (index, base): (Option<usize>, &str),
     parse: impl FnOnce(&Value) -> crate::error::Result<T>,
 ) -> PyResult<T> {
     if !obj.is_instance_of::<PyDict>() {
@@ -33,7 +36,17 @@ fn from_dict<T>(
             type_name(obj)
         )));
     }
-    parse(&convert::to_json(obj, 0)?).map_err(to_py_err)
+    let location = Location {
+        index,
+        flag: flag_key(obj),
+        path: base.to_owned(),
+    };
+    parse(&convert::definition_to_json(obj, location)?).map_err(to_py_err)
+}
+
+/// The `key` of a flag given as a dict, when it is a string: errors name the flag with it.
+fn flag_key(obj: &Bound<'_, PyAny>) -> Option<String> {
+    obj.get_item("key").ok().and_then(|k| k.extract::<String>().ok())
 }
 
 #[pyclass(name = "Condition", module = "ferroflag._ferroflag", frozen, eq)]
@@ -96,7 +109,7 @@ impl PyCondition {
 
     #[staticmethod]
     fn from_dict(data: &Bound<'_, PyAny>) -> PyResult<Self> {
-        from_dict(data, "Condition", ConditionDef::from_value).map(|def| Self { def })
+        from_dict(data, "Condition", (None, "condition"), ConditionDef::from_value).map(|def| Self { def })
     }
 
     fn __repr__(&self, py: Python<'_>) -> PyResult<String> {
@@ -122,8 +135,8 @@ pub struct PyRule {
 #[pymethods]
 impl PyRule {
     #[new]
-    #[pyo3(signature = (conditions = None, variant = String::new(), priority = 0))]
-    fn py_new(conditions: Option<&Bound<'_, PyAny>>, variant: String, priority: i64) -> PyResult<Self> {
+    #[pyo3(signature = (conditions = None, variant = "", priority = 0))]
+    fn py_new(conditions: Option<&Bound<'_, PyAny>>, variant: &str, priority: i64) -> PyResult<Self> {
         let conditions = match conditions {
             None => Vec::new(),
             Some(items) => list_items("conditions", items)?
@@ -135,7 +148,7 @@ impl PyRule {
         Ok(Self {
             def: RuleDef {
                 conditions,
-                variant,
+                variant: variant.to_owned(),
                 priority,
             },
         })
@@ -166,7 +179,7 @@ impl PyRule {
 
     #[staticmethod]
     fn from_dict(data: &Bound<'_, PyAny>) -> PyResult<Self> {
-        from_dict(data, "Rule", RuleDef::from_value).map(|def| Self { def })
+        from_dict(data, "Rule", (None, "rule"), RuleDef::from_value).map(|def| Self { def })
     }
 
     fn __repr__(&self, py: Python<'_>) -> PyResult<String> {
@@ -193,7 +206,7 @@ fn condition_from(obj: &Bound<'_, PyAny>, what: &str) -> PyResult<ConditionDef> 
         return Ok(c.get().def.clone());
     }
     if obj.is_instance_of::<PyDict>() {
-        return from_dict(obj, "Condition", ConditionDef::from_value);
+        return from_dict(obj, "Condition", (None, "condition"), ConditionDef::from_value);
     }
     Err(PyTypeError::new_err(format!(
         "{what} must be a Condition or a dict, got {}",
@@ -206,7 +219,7 @@ fn rule_from(obj: &Bound<'_, PyAny>, what: &str) -> PyResult<RuleDef> {
         return Ok(r.get().def.clone());
     }
     if obj.is_instance_of::<PyDict>() {
-        return from_dict(obj, "Rule", RuleDef::from_value);
+        return from_dict(obj, "Rule", (None, "rule"), RuleDef::from_value);
     }
     Err(PyTypeError::new_err(format!(
         "{what} must be a Rule or a dict, got {}",
@@ -223,14 +236,14 @@ pub struct PyFlagConfig {
 #[pymethods]
 impl PyFlagConfig {
     #[new]
-    #[pyo3(signature = (key, enabled = true, percentage = 0.0, rules = None, variants = None, default_variant = String::new()))]
+    #[pyo3(signature = (key, enabled = true, percentage = 0.0, rules = None, variants = None, default_variant = ""))]
     fn py_new(
         key: String,
         enabled: bool,
         percentage: f64,
         rules: Option<&Bound<'_, PyAny>>,
         variants: Option<&Bound<'_, PyAny>>,
-        default_variant: String,
+        default_variant: &str,
     ) -> PyResult<Self> {
         if key.is_empty() {
             return Err(PyValueError::new_err("key must not be empty"));
@@ -248,13 +261,14 @@ impl PyFlagConfig {
                 .map(|(i, r)| rule_from(r, &format!("rules[{i}]")))
                 .collect::<PyResult<_>>()?,
         };
-        let variants = match variants {
+        let mut variants: Vec<(String, f64)> = match variants {
             None => Vec::new(),
             Some(obj) => {
                 let dict = obj
                     .cast::<PyDict>()
                     .map_err(|_| PyTypeError::new_err(format!("variants must be a dict, got {}", type_name(obj))))?;
-                dict.iter()
+                convert::dict_snapshot(dict)?
+                    .iter()
                     .map(|(name, weight)| {
                         let name = convert::string_arg("variant names", &name)?;
                         if weight.is_instance_of::<PyBool>() {
@@ -278,6 +292,8 @@ impl PyFlagConfig {
                     .collect::<PyResult<_>>()?
             }
         };
+        // Sorted by name, as `FlagDef` keeps them (a dict's order does not make another flag).
+        variants.sort_by(|a, b| a.0.cmp(&b.0));
         Ok(Self {
             def: FlagDef {
                 key,
@@ -285,7 +301,7 @@ impl PyFlagConfig {
                 percentage,
                 rules,
                 variants,
-                default_variant,
+                default_variant: default_variant.to_owned(),
             },
         })
     }
@@ -330,7 +346,7 @@ impl PyFlagConfig {
 
     #[staticmethod]
     fn from_dict(data: &Bound<'_, PyAny>) -> PyResult<Self> {
-        from_dict(data, "FlagConfig", |v| FlagDef::from_value(v, 0)).map(|def| Self { def })
+        from_dict(data, "FlagConfig", (Some(0), ""), |v| FlagDef::from_value(v, 0)).map(|def| Self { def })
     }
 
     fn __repr__(&self, py: Python<'_>) -> PyResult<String> {
@@ -357,22 +373,12 @@ pub fn flag_from(obj: &Bound<'_, PyAny>, index: usize) -> PyResult<FlagDef> {
         return Ok(f.get().def.clone());
     }
     if obj.is_instance_of::<PyDict>() {
-        let value = convert::to_json(obj, 0).map_err(|e| {
-            // Name the flag in conversion errors too (e.g. a NaN percentage).
-            let key = obj.get_item("key").ok().and_then(|k| k.extract::<String>().ok());
-            let py = obj.py();
-            let message = e.value(py).to_string();
-            let location = crate::error::Location {
-                index: Some(index),
-                flag: key,
-                path: String::new(),
-            };
-            if e.is_instance_of::<PyTypeError>(py) {
-                e
-            } else {
-                super::errors::config_error(location, message)
-            }
-        })?;
+        let location = Location {
+            index: Some(index),
+            flag: flag_key(obj),
+            path: String::new(),
+        };
+        let value = convert::definition_to_json(obj, location)?;
         return FlagDef::from_value(&value, index).map_err(to_py_err);
     }
     Err(PyTypeError::new_err(format!(

@@ -145,7 +145,8 @@ impl Shared {
         self.ready.load(Ordering::Acquire)
     }
 
-    /// True as soon as a snapshot has been applied; false after `timeout` or once stopped.
+    /// True as soon as a snapshot has been applied; false after `timeout`, once stopped, or at
+    /// once when the thread was never started (nothing could make it ready).
     pub(crate) fn wait_ready(&self, timeout: Duration) -> bool {
         let deadline = Instant::now().checked_add(timeout);
         let mut control = lock(&self.control);
@@ -153,7 +154,7 @@ impl Shared {
             if self.is_ready() {
                 return true;
             }
-            if control.stop || control.exited {
+            if control.stop || control.exited || !self.started.load(Ordering::Acquire) {
                 return false;
             }
             let left = match deadline {
@@ -332,6 +333,14 @@ mod tests {
         assert!(shared.join(Duration::from_secs(5)));
         shared.mark_ready();
         assert!(shared.wait_ready(Duration::ZERO));
+    }
+
+    #[test]
+    fn wait_ready_on_a_thread_never_started_returns_at_once() {
+        let shared = Shared::new(StatusCell::new("u".into()));
+        let started = Instant::now();
+        assert!(!shared.wait_ready(Duration::MAX));
+        assert!(started.elapsed() < Duration::from_secs(1));
     }
 
     /// A forked child inherits locks in whatever state the parent's threads left them; here

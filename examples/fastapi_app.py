@@ -1,0 +1,103 @@
+"""A FastAPI app whose endpoints are driven by ferroflag flags.
+
+    uvicorn examples.fastapi_app:app                 # flags from examples/flags.json, reloaded when it changes
+    python examples/fastapi_app.py --port 8000
+    FERROFLAG_FILE=/etc/flags.json uvicorn examples.fastapi_app:app
+    FERROFLAG_URL=http://127.0.0.1:8080 uvicorn examples.fastapi_app:app   # from `ferroflag serve flags.json`
+
+FERROFLAG_URL is polled at FERROFLAG_PATH (default `/api/flags`; empty: the URL is the document itself)
+every FERROFLAG_INTERVAL seconds (default 10). The request context comes from headers:
+
+    curl -H 'x-user-id: alice' -H 'x-plan: enterprise' localhost:8000/checkout   # on: rule for enterprise
+    curl -H 'x-user-id: bob' localhost:8000/checkout                             # 404 for most users
+    curl -H 'x-user-id: bob' localhost:8000/theme
+    curl -H 'x-user-id: bob' -H 'cf-ipcountry: DE' localhost:8000/dashboard
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+from pathlib import Path
+from typing import Annotated, Any
+
+from fastapi import Depends, FastAPI
+from ferroflag import EvalResult, FlagEvaluator, FlagFileWatcher, FlagSyncClient
+from ferroflag.fastapi import FerroflagFastAPI, FlagsDep, SyncSource, require_flag, setup
+
+DEFAULT_FLAGS = Path(__file__).with_name("flags.json")
+DASHBOARD_FLAGS = ("new-checkout", "dark-mode", "eu-pricing")
+THEMES = {"midnight": "#0b1021", "slate": "#2f3640", "": "#ffffff"}
+
+
+def sync_from_env(evaluator: FlagEvaluator, env: dict[str, str] | None = None) -> SyncSource:
+    """The flag source the environment names: FERROFLAG_URL (a flag service or a static document),
+    else FERROFLAG_FILE, else `examples/flags.json`."""
+    env = dict(os.environ) if env is None else env
+    if url := env.get("FERROFLAG_URL"):
+        return FlagSyncClient(
+            evaluator,
+            url,
+            path=env.get("FERROFLAG_PATH", "/api/flags"),
+            interval=float(env.get("FERROFLAG_INTERVAL", "10")),
+        )
+    return FlagFileWatcher(evaluator, env.get("FERROFLAG_FILE") or DEFAULT_FLAGS)
+
+
+def create_app(evaluator: FlagEvaluator | None = None, sync: SyncSource | None = None) -> FastAPI:
+    """The app; with no `sync`, the source comes from the environment (`sync_from_env`)."""
+    evaluator = FlagEvaluator() if evaluator is None else evaluator
+    app = FastAPI(title="ferroflag example")
+    # The lifespan starts the sync in each worker and stops it at shutdown.
+    setup(app, evaluator, sync=sync_from_env(evaluator) if sync is None else sync)
+
+    @app.get("/checkout", dependencies=[Depends(require_flag("new-checkout"))])
+    async def checkout(flags: FlagsDep) -> dict[str, str]:
+        """The new checkout: 404 for users the flag is off for."""
+        return {"checkout": "new", "variant": flags.variant("new-checkout")}
+
+    @app.get("/theme")
+    async def theme(flags: FlagsDep) -> dict[str, str]:
+        """The variant picks the theme; users the flag is off for get the light one."""
+        variant = flags.variant("dark-mode")
+        return {"theme": variant or "light", "background": THEMES.get(variant, THEMES[""])}
+
+    @app.get("/pricing")
+    def pricing(
+        result: Annotated[EvalResult, Depends(require_flag("eu-pricing", detail="EU pricing only"))],
+    ) -> dict[str, str]:
+        """A sync endpoint gated with the flag's result as a parameter."""
+        return {"currency": result.variant}
+
+    @app.get("/dashboard")
+    async def dashboard(flags: FlagsDep) -> dict[str, dict[str, Any]]:
+        """What this user sees, flag by flag (each evaluated once for the request)."""
+        return {
+            key: {"enabled": flags.is_enabled(key), "variant": flags.variant(key), "reason": flags.evaluate(key).reason}
+            for key in DASHBOARD_FLAGS
+        }
+
+    @app.get("/healthz")
+    async def healthz() -> dict[str, Any]:
+        """The sync's state: ready, stale, last error."""
+        state = FerroflagFastAPI.of(app)
+        return {"flags": len(state.evaluator), "sync": state.sync.status().to_dict() if state.sync else None}
+
+    return app
+
+
+app = create_app()
+
+
+def main(argv: list[str] | None = None) -> None:
+    import uvicorn
+
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, default=8000)
+    args = parser.parse_args(argv)
+    uvicorn.run(app, host=args.host, port=args.port)
+
+
+if __name__ == "__main__":
+    main()

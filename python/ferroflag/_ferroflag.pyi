@@ -1,0 +1,918 @@
+"""ferroflag's native module: flag configs compiled into immutable snapshots and evaluated in Rust.
+
+Import from `ferroflag`, not from here; this module is private and its layout may change.
+"""
+
+import asyncio
+import os
+from collections.abc import Iterable
+from types import TracebackType
+from typing import Any, ClassVar, Literal, TypeAlias, TypedDict, final
+
+__all__ = [
+    "Condition",
+    "ConfigError",
+    "ConfigWarning",
+    "EvalContext",
+    "EvalResult",
+    "FerroflagError",
+    "FlagConfig",
+    "FlagEvaluator",
+    "FlagFileWatcher",
+    "FlagSyncClient",
+    "Rule",
+    "SyncStatus",
+    "__version__",
+    "_bench_empty_call",
+    "_bench_sha256",
+]
+
+__version__: str
+"""The package version, from the crate's `Cargo.toml`."""
+
+_Reason: TypeAlias = Literal["not_found", "disabled", "rule_match", "percentage", "percentage_excluded", "default"]
+# `properties` must be a real dict, with str keys and str, int, float or bool values (checked at run
+# time: TypeError). Its values are typed Any because dict is invariant: any precise value type would
+# reject ordinary `dict[str, str]` or `dict[str, int]` variables.
+_Properties: TypeAlias = dict[str, Any]
+# A context is an `EvalContext`, or a dict with (some of) its fields:
+# `user_id`, `email`, `plan`, `country`, `properties`. Any other key raises `TypeError`.
+_Context: TypeAlias = EvalContext | dict[str, Any]
+# One flag for `FlagEvaluator.update()`: a `FlagConfig`, or a dict in wire format (SPEC §1) that may hold
+# `Rule` and `Condition` objects in place of their dicts.
+_FlagInput: TypeAlias = FlagConfig | dict[str, Any]
+_Weights: TypeAlias = dict[str, float] | dict[str, int]
+_StrPath: TypeAlias = str | os.PathLike[str]
+
+class _ConditionTrace(TypedDict):
+    attribute: str
+    operator: str
+    values: list[str]
+    actual: str
+    """The context's value of the attribute."""
+    matched: bool
+
+class _RuleTrace(TypedDict):
+    index: int
+    """Position in the flag's `rules` list as written."""
+    priority: int
+    variant: str
+    matched: bool
+    conditions: list[_ConditionTrace]
+
+class _RolloutTrace(TypedDict):
+    bucket: float
+    """The user's bucket in [0, 100]."""
+    percentage: float
+    included: bool
+    """`bucket < percentage`."""
+
+class _VariantPick(TypedDict):
+    weights: list[list[str | float]]
+    """`[name, weight]` pairs, sorted by name: the order the pick walks."""
+    total: float
+    point: float
+    """The user's point in [0, total]; the first variant whose running sum exceeds it wins."""
+    picked: str
+
+class _Explanation(TypedDict):
+    enabled: bool
+    variant: str
+    reason: _Reason
+    rules: list[_RuleTrace]
+    """Rules in the order they were tried (priority, then document order), up to the one that matched."""
+    rollout: _RolloutTrace | None
+    """Present when the flag has a real rollout and no rule matched."""
+    variant_pick: _VariantPick | None
+    """Present when the answer is enabled and the flag splits between weighted variants."""
+
+@final
+class FlagEvaluator:
+    """Evaluates feature flags against an immutable snapshot of flag configs.
+
+    Readers never wait: every evaluation reads the current snapshot without a lock, and an update
+    builds a new snapshot off to the side and swaps it in whole. A `FlagEvaluator` is safe to share
+    between threads (including on free-threaded Python).
+
+    Arguments:
+        flags: Flags to load right away, as `update()` takes them. Without it the evaluator starts
+            empty and every flag is `not_found`.
+
+    Raises:
+        ConfigError: A flag definition is invalid.
+        TypeError: `flags` is not an iterable of `FlagConfig` or dict.
+    """
+
+    def __new__(cls, flags: Iterable[_FlagInput] | None = None) -> FlagEvaluator: ...
+    def update(self, flags: Iterable[_FlagInput]) -> None:
+        """Replaces every flag with `flags`.
+
+        On any error nothing changes: the previous snapshot keeps answering.
+
+        Arguments:
+            flags: `FlagConfig` objects or wire-format dicts (SPEC §1). A later flag with the same
+                key replaces an earlier one (keeping the earlier one's place in document order), and
+                is reported in `warnings`.
+
+        Raises:
+            ConfigError: A flag definition is invalid; `.flag` and `.path` name the flag and field.
+            TypeError: `flags` is a str, bytes or dict (use `update_json()` for a document), or
+                holds something that is not a `FlagConfig` or dict, or a value with no JSON form.
+        """
+
+    def update_json(self, document: str | bytes | bytearray) -> None:
+        """Replaces every flag with a wire-format document.
+
+        Arguments:
+            document: JSON text: an array of flags, or an object `{"flags": [...]}` (other
+                top-level keys are ignored).
+
+        Raises:
+            ConfigError: The document is not valid JSON, has the wrong shape, or holds an invalid
+                flag. The previous snapshot keeps answering.
+            TypeError: `document` is not a str, bytes or bytearray.
+        """
+
+    def load_file(self, path: _StrPath) -> None:
+        """Replaces every flag with the wire-format document in a file.
+
+        Arguments:
+            path: The file to read.
+
+        Raises:
+            FileNotFoundError: There is no such file (likewise `PermissionError`,
+                `IsADirectoryError`, `OSError`). The previous snapshot keeps answering.
+            ConfigError: The file's content is rejected, as in `update_json()`.
+        """
+
+    def evaluate(self, key: str, ctx: _Context) -> EvalResult:
+        """Evaluates one flag for one context.
+
+        Arguments:
+            key: The flag key.
+            ctx: An `EvalContext`, or a dict with the same fields.
+
+        Returns:
+            The answer, with the reason for it. An unknown key is not an error:
+            `EvalResult(enabled=False, variant='', reason='not_found')`.
+
+        Raises:
+            TypeError: `ctx` is neither an `EvalContext` nor a dict, or the dict has an unknown key
+                or a value of the wrong type.
+        """
+
+    def is_enabled(self, key: str, ctx: _Context, default: bool = False) -> bool:
+        """Whether a flag is on for a context.
+
+        Arguments:
+            key: The flag key.
+            ctx: An `EvalContext`, or a dict with the same fields.
+            default: The answer when there is no flag with that key. It does not apply to a flag
+                that exists but is disabled or excludes the context.
+
+        Returns:
+            `evaluate(key, ctx).enabled`, or `default` for an unknown key.
+
+        Raises:
+            TypeError: `ctx` is not a valid context, or `default` is not a bool.
+        """
+
+    def get_variant(self, key: str, ctx: _Context) -> str:
+        """The variant a flag serves a context.
+
+        Arguments:
+            key: The flag key.
+            ctx: An `EvalContext`, or a dict with the same fields.
+
+        Returns:
+            `evaluate(key, ctx).variant`: `""` when the flag is off for the context or unknown.
+
+        Raises:
+            TypeError: `ctx` is not a valid context.
+        """
+
+    def evaluate_all(self, ctx: _Context) -> dict[str, EvalResult]:
+        """Evaluates every flag for one context, all from the same snapshot.
+
+        Arguments:
+            ctx: An `EvalContext`, or a dict with the same fields.
+
+        Returns:
+            Flag key to result, in document order.
+
+        Raises:
+            TypeError: `ctx` is not a valid context.
+        """
+
+    def is_enabled_many(self, key: str, contexts: Iterable[_Context], default: bool = False) -> list[bool]:
+        """`is_enabled()` for many contexts at once, from one snapshot, with the GIL released.
+
+        Arguments:
+            key: The flag key.
+            contexts: `EvalContext` objects or dicts.
+            default: The answer for every context when there is no flag with that key.
+
+        Returns:
+            One answer per context, in order.
+
+        Raises:
+            TypeError: `contexts` is not iterable, or holds something that is not a valid context.
+        """
+
+    def explain(self, key: str, ctx: _Context) -> _Explanation | None:
+        """Why a flag answers as it does for a context: the rules tried, the bucket against the
+        threshold, the variant pick. Slower than `evaluate()`; meant for people (debugging, CLIs).
+
+        Arguments:
+            key: The flag key.
+            ctx: An `EvalContext`, or a dict with the same fields.
+
+        Returns:
+            A dict of plain data with the answer (`enabled`, `variant`, `reason`) and its trace
+            (`rules`, `rollout`, `variant_pick`), or None when there is no flag with that key.
+
+        Raises:
+            TypeError: `ctx` is not a valid context.
+        """
+
+    @property
+    def warnings(self) -> list[ConfigWarning]:
+        """Problems found in the current flags when they were loaded (unknown operators, patterns
+        that do not compile, duplicate keys, weights summing to 0, percentages outside [0, 100]).
+        """
+
+    @property
+    def version(self) -> int:
+        """How many snapshots have been published: 0 before the first load, then +1 per successful update."""
+
+    def keys(self) -> list[str]:
+        """The flag keys, in document order.
+
+        Returns:
+            A new list.
+        """
+
+    def get_config(self, key: str) -> FlagConfig | None:
+        """The definition of one flag as loaded.
+
+        Arguments:
+            key: The flag key.
+
+        Returns:
+            The flag's `FlagConfig`, or None when there is no flag with that key.
+        """
+
+    def configs(self) -> list[FlagConfig]:
+        """Every flag definition as loaded.
+
+        Returns:
+            A new list, in document order.
+        """
+
+    def __len__(self) -> int:
+        """The number of flags."""
+
+    def __contains__(self, key: object, /) -> bool:
+        """Whether there is a flag with this key (False for anything but a str)."""
+
+@final
+class EvalContext:
+    """Who a flag is evaluated for. Immutable, hashable and picklable.
+
+    A condition's attribute is looked up as `user_id`, `email`, `plan` or `country` from the field
+    of that name, anything else from `properties`; a missing attribute reads as `""`.
+
+    Arguments:
+        user_id: The user (or other unit) that rollouts and variant picks bucket on. An int is
+            stored as its decimal text.
+        email: The user's email address.
+        plan: The user's plan.
+        country: The user's country.
+        properties: Further attributes. Values are stored as text: ints and floats as `str()`
+            gives them, `True`/`False` as `"true"`/`"false"`.
+
+    Raises:
+        TypeError: An argument has the wrong type (`user_id` must be a str or int, property names
+            str, property values str, int, float or bool).
+    """
+
+    def __new__(
+        cls,
+        user_id: str | int,
+        email: str = "",
+        plan: str = "",
+        country: str = "",
+        properties: _Properties | None = None,
+    ) -> EvalContext: ...
+    @property
+    def user_id(self) -> str:
+        """The user id, as text."""
+
+    @property
+    def email(self) -> str:
+        """The email address, `""` when not given."""
+
+    @property
+    def plan(self) -> str:
+        """The plan, `""` when not given."""
+
+    @property
+    def country(self) -> str:
+        """The country, `""` when not given."""
+
+    @property
+    def properties(self) -> dict[str, str]:
+        """The properties as text, sorted by name. A new dict on each access: changing it does not
+        change the context.
+        """
+
+    def get(self, attribute: str) -> str:
+        """The value a condition on `attribute` would see.
+
+        Arguments:
+            attribute: A field name (`user_id`, `email`, `plan`, `country`) or a property name.
+
+        Returns:
+            The value, or `""` when the context does not have it.
+        """
+
+    def __eq__(self, other: object, /) -> bool: ...
+    def __hash__(self) -> int: ...
+
+@final
+class EvalResult:
+    """The answer for one flag and one context. Immutable, hashable and picklable.
+
+    Supports `match`: `case EvalResult(True, variant, 'rule_match'): ...`.
+
+    Arguments:
+        enabled: Whether the flag is on.
+        variant: The variant served, `""` for none.
+        reason: Why: `not_found`, `disabled`, `rule_match`, `percentage`, `percentage_excluded`
+            or `default`.
+
+    Raises:
+        ValueError: `reason` is not one of the reasons above.
+    """
+
+    __match_args__ = ("enabled", "variant", "reason")
+
+    def __new__(cls, enabled: bool, variant: str = "", reason: _Reason = "default") -> EvalResult: ...
+    @property
+    def enabled(self) -> bool:
+        """Whether the flag is on for the context."""
+
+    @property
+    def variant(self) -> str:
+        """The variant served: the matching rule's, or the weighted pick, or `default_variant`;
+        `""` when the flag is off.
+        """
+
+    @property
+    def reason(self) -> _Reason:
+        """Why: `not_found` (no such flag), `disabled`, `rule_match`, `percentage` (inside the
+        rollout), `percentage_excluded` (outside it) or `default` (no rollout: everyone).
+        """
+
+    def __eq__(self, other: object, /) -> bool: ...
+    def __hash__(self) -> int: ...
+
+@final
+class Condition:
+    """One test on a context attribute, e.g. `Condition('plan', 'in', ['enterprise'])`.
+
+    Arguments:
+        attribute: `user_id`, `email`, `plan`, `country`, or a property name.
+        operator: `eq`, `neq`, `in`, `not_in`, `contains`, `starts_with`, `ends_with`, `gt`,
+            `gte`, `lt`, `lte`, `matches`, `semver_eq`, `semver_gt` or `semver_lt`. An unknown
+            operator is accepted here, reported as a warning on load, and never matches.
+        values: The operand list; ints and floats are stored as their text.
+
+    Raises:
+        TypeError: `values` is not a list (a bare str is refused), or holds something other than
+            str, int or float.
+    """
+
+    __hash__: ClassVar[None]  # type: ignore[assignment]
+
+    def __new__(cls, attribute: str, operator: str, values: Iterable[str | int | float] | None = None) -> Condition: ...
+    @property
+    def attribute(self) -> str:
+        """The attribute tested."""
+
+    @property
+    def operator(self) -> str:
+        """The operator, as given."""
+
+    @property
+    def values(self) -> list[str]:
+        """The operands, as text (a new list)."""
+
+    def to_dict(self) -> dict[str, Any]:
+        """The condition in wire format.
+
+        Returns:
+            `{"attribute": ..., "operator": ..., "values": [...]}`.
+        """
+
+    @staticmethod
+    def from_dict(data: dict[str, Any]) -> Condition:
+        """Builds a condition from its wire format.
+
+        Arguments:
+            data: A dict with `attribute`, `operator` and optionally `values`; other keys are ignored.
+
+        Returns:
+            The condition.
+
+        Raises:
+            ConfigError: A field is missing or has the wrong type.
+            TypeError: `data` is not a dict.
+        """
+
+    def __eq__(self, other: object, /) -> bool: ...
+
+@final
+class Rule:
+    """Targeting: when every condition matches, the flag is on with this rule's variant.
+
+    Arguments:
+        conditions: `Condition` objects or their dicts; all must match. Empty matches everyone.
+        variant: The variant served on a match.
+        priority: Higher priorities are tried first; equal priorities keep document order.
+
+    Raises:
+        TypeError: `conditions` is not a list, or holds something other than a `Condition` or dict.
+        ConfigError: A condition dict is invalid.
+    """
+
+    __hash__: ClassVar[None]  # type: ignore[assignment]
+
+    def __new__(
+        cls, conditions: Iterable[Condition | dict[str, Any]] | None = None, variant: str = "", priority: int = 0
+    ) -> Rule: ...
+    @property
+    def conditions(self) -> list[Condition]:
+        """The conditions (a new list)."""
+
+    @property
+    def variant(self) -> str:
+        """The variant served on a match."""
+
+    @property
+    def priority(self) -> int:
+        """The rule's priority."""
+
+    def to_dict(self) -> dict[str, Any]:
+        """The rule in wire format.
+
+        Returns:
+            `{"conditions": [...], "variant": ..., "priority": ...}`.
+        """
+
+    @staticmethod
+    def from_dict(data: dict[str, Any]) -> Rule:
+        """Builds a rule from its wire format.
+
+        Arguments:
+            data: A dict with optional `conditions`, `variant` and `priority`; other keys are ignored.
+
+        Returns:
+            The rule.
+
+        Raises:
+            ConfigError: A field has the wrong type.
+            TypeError: `data` is not a dict.
+        """
+
+    def __eq__(self, other: object, /) -> bool: ...
+
+@final
+class FlagConfig:
+    """One flag's definition, with the same fields as the wire format (SPEC §1).
+
+    Arguments:
+        key: The flag key; must not be empty.
+        enabled: False turns the flag off for everyone (reason `disabled`).
+        percentage: `0 < percentage < 100` rolls the flag out to that share of users; 0 and 100
+            mean no rollout: everyone. Values outside [0, 100] load with a warning and also mean
+            everyone.
+        rules: `Rule` objects or their dicts.
+        variants: Variant name to weight (>= 0), for a weighted, sticky split.
+        default_variant: The variant served when `variants` is empty (or its weights sum to 0).
+
+    Raises:
+        ValueError: `key` is empty, `percentage` is not finite, or a weight is negative or not finite.
+        TypeError: An argument has the wrong type.
+        ConfigError: A rule or condition dict is invalid.
+    """
+
+    __hash__: ClassVar[None]  # type: ignore[assignment]
+
+    def __new__(
+        cls,
+        key: str,
+        enabled: bool = True,
+        percentage: float = 0.0,
+        rules: Iterable[Rule | dict[str, Any]] | None = None,
+        variants: _Weights | None = None,
+        default_variant: str = "",
+    ) -> FlagConfig: ...
+    @property
+    def key(self) -> str:
+        """The flag key."""
+
+    @property
+    def enabled(self) -> bool:
+        """Whether the flag is enabled."""
+
+    @property
+    def percentage(self) -> float:
+        """The rollout percentage."""
+
+    @property
+    def rules(self) -> list[Rule]:
+        """The rules, in the order given (a new list)."""
+
+    @property
+    def variants(self) -> dict[str, float]:
+        """Variant name to weight, sorted by name (a new dict)."""
+
+    @property
+    def default_variant(self) -> str:
+        """The variant served when there is no weighted split."""
+
+    def to_dict(self) -> dict[str, Any]:
+        """The flag in wire format; `FlagConfig.from_dict(c.to_dict()) == c`.
+
+        Returns:
+            A dict with every field; whole-number percentages and weights come back as ints.
+        """
+
+    @staticmethod
+    def from_dict(data: dict[str, Any]) -> FlagConfig:
+        """Builds a flag from its wire format, validated as `update()` validates a dict.
+
+        Arguments:
+            data: A dict with `key` and `enabled`, and optionally the other fields; unknown keys
+                are ignored.
+
+        Returns:
+            The flag.
+
+        Raises:
+            ConfigError: A field is missing or has the wrong type.
+            TypeError: `data` is not a dict.
+        """
+
+    def __eq__(self, other: object, /) -> bool: ...
+
+@final
+class ConfigWarning:
+    """A problem inside a document that still loaded: an unknown operator, a pattern that does not
+    compile, a duplicate key, weights that sum to 0, a percentage outside [0, 100].
+
+    Read from `FlagEvaluator.warnings`; not constructed by user code. `str()` gives a readable line.
+    """
+
+    @property
+    def flag(self) -> str | None:
+        """The key of the flag the warning is about."""
+
+    @property
+    def path(self) -> str:
+        """JSON path of the field from the document root, e.g. `flags[2].rules[0].conditions[1].operator`."""
+
+    @property
+    def message(self) -> str:
+        """What is wrong, and what ferroflag does about it."""
+
+    def __eq__(self, other: object, /) -> bool: ...
+    def __hash__(self) -> int: ...
+
+class FerroflagError(Exception):
+    """Base class of every error ferroflag raises."""
+
+class ConfigError(FerroflagError, ValueError):
+    """A flag document or flag definition was rejected whole; the previous snapshot stays in place.
+
+    The message names the flag and the field, e.g.
+    `invalid flag document: flag "beta", field "rules[0].priority": expected an integer, got 1.5`.
+    """
+
+    flag: str | None
+    """The key of the offending flag, or None when the problem is not inside a flag with a string key."""
+    path: str
+    """JSON path of the offending field from the document root, e.g. `flags[3].rules[0].priority`;
+    `""` for the document as a whole."""
+
+def _bench_empty_call(key: str, ctx: object, default: bool = False) -> bool:
+    """Benchmark floor, not API: a call shaped like `is_enabled()` that does nothing.
+
+    Arguments:
+        key: Ignored.
+        ctx: Ignored (not even checked).
+        default: Returned.
+
+    Returns:
+        `default`.
+    """
+
+def _bench_sha256(data: bytes, iterations: int) -> int:
+    """Benchmark floor, not API: the cost of the hashing inside one bucketing step.
+
+    Arguments:
+        data: The bytes to hash.
+        iterations: How many SHA-256 hashes to run.
+
+    Returns:
+        The nanoseconds they took (measured with the GIL released).
+    """
+
+# ---------------------------------------------------------------------------------------------------
+# Sync: keeping an evaluator current from a flag service, a static URL or a local file (SPEC §6).
+
+_Source: TypeAlias = Literal["none", "network", "cache", "file"]
+
+@final
+class FlagSyncClient:
+    """Keeps a `FlagEvaluator` current by polling a flag service on a native background thread.
+
+    Each poll is `GET {api_url}{path}` with `If-None-Match`: a `304` changes nothing (no parse, no
+    swap); a `200` with a valid document replaces the evaluator's flags whole. Any failure
+    (connection refused, timeout, non-2xx status, a truncated, oversized or invalid body, a document
+    that is rejected) keeps the last good flags, shows in `status()`, is logged once per failure
+    streak to the `ferroflag` logger, and is retried with capped, jittered exponential backoff
+    (`Retry-After` is honoured on 429/503; 401/403 retry at the cap and never give up). Evaluation
+    never waits on any of this.
+
+    The thread never holds the GIL while it waits or fetches. After `os.fork()` (gunicorn
+    `--preload`, multiprocessing) the child starts its own poller at once, without user code; the
+    parent's is never disturbed. TLS is verified; redirects are not followed; header values never
+    appear in a repr, a log record, a status or an error.
+
+    Arguments:
+        evaluator: The evaluator whose flags this client replaces.
+        api_url: The service's base URL, e.g. `https://flags.internal`; with `path=""`, the full
+            URL of a flag document (a `flags.json` on nginx, S3 or a CDN).
+        interval: Seconds between polls while all is well.
+        timeout: Seconds allowed for one whole request, connect to last byte.
+        path: Appended to `api_url` with exactly one `/` between them; `""` uses `api_url` as is.
+        headers: Sent with every request, e.g. `{"Authorization": "Bearer ..."}`. The values are
+            treated as secrets.
+        cache_path: A file that keeps the last good document: written (atomically) after each new
+            document is applied, and served at start-up when the service cannot be reached. A
+            corrupt cache file is ignored with a warning.
+        connect_timeout: Seconds allowed for name resolution and for the TCP connect each; 3 by
+            default, and never more than `timeout`.
+        max_body_bytes: A larger response (after decompression) fails the poll while it is read.
+        backoff_cap: The longest wait in seconds between attempts while failing (raised to
+            `interval` if lower).
+        ca_bundle: A PEM file whose certificates replace the bundled Mozilla roots for HTTPS.
+
+    Raises:
+        TypeError: `evaluator` is not a `FlagEvaluator`, or `headers` is not a dict of str to str.
+        ValueError: The URL is not http(s) with a host, a header name or value is not valid HTTP,
+            a time or size is not positive, or `ca_bundle` cannot be read or holds no certificate.
+    """
+
+    def __new__(
+        cls,
+        evaluator: FlagEvaluator,
+        api_url: str,
+        *,
+        interval: float = 10.0,
+        timeout: float = 5.0,
+        path: str = "/api/flags",
+        headers: dict[str, str] | None = None,
+        cache_path: str | os.PathLike[str] | None = None,
+        connect_timeout: float | None = None,
+        max_body_bytes: int = 16777216,
+        backoff_cap: float = 300.0,
+        ca_bundle: str | os.PathLike[str] | None = None,
+    ) -> FlagSyncClient: ...
+    def start(self, wait: float = 5.0) -> bool:
+        """Starts polling (the first poll is immediate) and waits, with the GIL released, for the
+        first snapshot.
+
+        It never raises because the service is down: the app starts with what it has (nothing,
+        or the cache file) and the thread keeps trying. Calling it while running only waits; after
+        `stop()` it starts polling again. Like a thread, a started client keeps polling until
+        `stop()` or interpreter exit, even when no reference to it is kept.
+
+        Arguments:
+            wait: Seconds to wait for a snapshot; 0 returns at once. The wait can be interrupted
+                (Ctrl-C raises `KeyboardInterrupt`); polling goes on regardless.
+
+        Returns:
+            Whether a snapshot has been applied (from the service or the cache file).
+
+        Raises:
+            ValueError: `wait` is negative.
+            RuntimeError: The OS refused to start a thread.
+        """
+
+    def start_async(self, wait: float = 5.0) -> asyncio.Future[bool]:
+        """`start()` for async code (an ASGI lifespan, say): polling starts at once, and the wait
+        happens on the running loop's default executor, so the event loop is never blocked.
+
+        Arguments:
+            wait: Seconds to wait for a snapshot; 0 resolves at once.
+
+        Returns:
+            A future to await, resolving to whether a snapshot has been applied.
+
+        Raises:
+            RuntimeError: There is no running event loop.
+            ValueError: `wait` is negative.
+        """
+
+    def wait_ready(self, timeout: float) -> bool:
+        """Waits, with the GIL released, until a snapshot has been applied. Like `start()`, it can
+        be interrupted (Ctrl-C raises `KeyboardInterrupt` within a tenth of a second).
+
+        Arguments:
+            timeout: Seconds to wait at most.
+
+        Returns:
+            Whether a snapshot has been applied: True as soon as one is; False after `timeout`,
+            or at once when the client is not running (never started, or stopped).
+        """
+
+    def stop(self) -> bool:
+        """Stops polling: wakes the thread, cuts short a request in flight, and joins the thread
+        for at most half a second with the GIL released. Idempotent; also done at interpreter exit.
+
+        Returns:
+            True when the thread has exited; False when it is still in a TCP connect or name
+            lookup, which it leaves within `connect_timeout` (it applies nothing after `stop()`).
+        """
+
+    def status(self) -> SyncStatus:
+        """A copy of the client's state now."""
+
+    @property
+    def url(self) -> str:
+        """The URL polled, with any credentials in it (userinfo, query string) shown as `<redacted>`."""
+
+    def __enter__(self) -> FlagSyncClient:
+        """`start(wait=5.0)`; returns the client."""
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc_value: BaseException | None, traceback: TracebackType | None
+    ) -> None:
+        """`stop()`."""
+
+@final
+class FlagFileWatcher:
+    """Keeps a `FlagEvaluator` current from a local flag file, with the same lifecycle and status as
+    `FlagSyncClient`.
+
+    The file is loaded on `start()` and reloaded when it changes (its modification time, size or
+    inode, confirmed by a content hash). An edit that does not load keeps the previous flags and
+    shows in `status()` and the `ferroflag` log; fixing the file recovers. Write the file
+    atomically (write a temp file, then rename it over the old one).
+
+    Arguments:
+        evaluator: The evaluator whose flags this watcher replaces.
+        path: The flag document (SPEC §1).
+        interval: Seconds between checks; a check is one `stat()` unless the file changed.
+        max_bytes: A larger file is refused and the previous flags kept.
+
+    Raises:
+        TypeError: `evaluator` is not a `FlagEvaluator`.
+        ValueError: `interval` or `max_bytes` is not positive.
+    """
+
+    def __new__(
+        cls,
+        evaluator: FlagEvaluator,
+        path: str | os.PathLike[str],
+        *,
+        interval: float = 1.0,
+        max_bytes: int = 16777216,
+    ) -> FlagFileWatcher: ...
+    def start(self, wait: float = 5.0) -> bool:
+        """Starts watching and waits, with the GIL released, for the file to load.
+
+        Arguments:
+            wait: Seconds to wait; 0 returns at once.
+
+        Returns:
+            Whether the file has been loaded. A missing or broken file does not raise: it shows
+            in `status()` and is retried.
+
+        Raises:
+            ValueError: `wait` is negative.
+            RuntimeError: The OS refused to start a thread.
+        """
+
+    def start_async(self, wait: float = 5.0) -> asyncio.Future[bool]:
+        """`start()` for async code; see `FlagSyncClient.start_async()`."""
+
+    def wait_ready(self, timeout: float) -> bool:
+        """Waits, with the GIL released, until the file has been loaded.
+
+        Arguments:
+            timeout: Seconds to wait at most.
+
+        Returns:
+            Whether the file has been loaded; False at once when the watcher is not running.
+        """
+
+    def stop(self) -> bool:
+        """Stops watching; idempotent, prompt, and done at interpreter exit.
+
+        Returns:
+            True when the thread has exited.
+        """
+
+    def status(self) -> SyncStatus:
+        """A copy of the watcher's state now (`url` is the file path, `etag` a content hash)."""
+
+    @property
+    def path(self) -> str:
+        """The watched file."""
+
+    def __enter__(self) -> FlagFileWatcher:
+        """`start(wait=5.0)`; returns the watcher."""
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc_value: BaseException | None, traceback: TracebackType | None
+    ) -> None:
+        """`stop()`."""
+
+@final
+class SyncStatus:
+    """A copy of a `FlagSyncClient` or `FlagFileWatcher` state at one moment: plain values, safe to
+    log or serve from a health endpoint (no header value is ever in it). Compares equal field by
+    field; not hashable.
+    """
+
+    __hash__: ClassVar[None]  # type: ignore[assignment]
+
+    @property
+    def ready(self) -> bool:
+        """A snapshot has been applied (from the service, the cache file or the flag file)."""
+
+    @property
+    def running(self) -> bool:
+        """The background thread is running."""
+
+    @property
+    def stale(self) -> bool:
+        """Ready, but failing since: the flags served may be out of date."""
+
+    @property
+    def source(self) -> _Source:
+        """Where the last applied snapshot came from: `none` (nothing yet), `network`, `cache` (the
+        cache file, while the service is unreachable) or `file`."""
+
+    @property
+    def etag(self) -> str | None:
+        """The `ETag` sent as `If-None-Match` on the next poll (for a file: a content hash)."""
+
+    @property
+    def snapshot_version(self) -> int:
+        """The evaluator version this client last published (compare `FlagEvaluator.version`); 0 before the first."""
+
+    @property
+    def last_success(self) -> float | None:
+        """When a poll last succeeded (a new document, a 304, or an unchanged file), as a UNIX timestamp."""
+
+    @property
+    def last_error(self) -> str | None:
+        """The last failure, e.g. `GET https://flags/api/flags: server answered HTTP 503 Service Unavailable`."""
+
+    @property
+    def last_error_at(self) -> float | None:
+        """When the last failure happened, as a UNIX timestamp."""
+
+    @property
+    def successes(self) -> int:
+        """Polls that applied a new document."""
+
+    @property
+    def not_modified(self) -> int:
+        """Polls that found nothing new (304, or an unchanged file): no parse, no swap."""
+
+    @property
+    def failures(self) -> int:
+        """Polls that failed, in all."""
+
+    @property
+    def consecutive_failures(self) -> int:
+        """Failures since the last success; 0 while healthy."""
+
+    @property
+    def next_attempt_in(self) -> float | None:
+        """Seconds until the next poll, while one is scheduled."""
+
+    @property
+    def url(self) -> str:
+        """The URL polled (credentials redacted), or the file watched."""
+
+    def to_dict(self) -> dict[str, Any]:
+        """Every field above as a plain dict (JSON-ready), e.g. for a health endpoint."""
+
+    def __eq__(self, other: object, /) -> bool: ...

@@ -1,0 +1,192 @@
+"""Django integration: add `"ferroflag.django"` to `INSTALLED_APPS` and configure `FERROFLAG`.
+
+The process-wide evaluator lives here. It is built from `settings.FERROFLAG` on first use, and the
+sync (a `FlagSyncClient` for `URL`, a `FlagFileWatcher` for `FILE`) starts on the first use *in each
+process*: the first request through `FlagMiddleware`, or the first `get_evaluator()`. `ready()` never
+starts it, so management commands that do not look at flags start nothing, the `runserver`
+autoreloader's parent never polls, and a gunicorn `--preload` master never polls (each worker starts
+its own on its first request). Code that evaluates flags in a master anyway is covered too: the
+native client restarts itself in each forked child. Call `start()` to start eagerly (e.g. from
+gunicorn's `post_fork` hook).
+
+Under the pytest plugin's `ferroflag` fixture (`ferroflag.testing.current()`), `get_evaluator()`
+returns that test's evaluator and starts nothing.
+
+This package is the only part of ferroflag that imports Django.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from dataclasses import dataclass
+from typing import Any
+
+from asgiref.sync import iscoroutinefunction, sync_to_async
+from django.core.exceptions import ImproperlyConfigured
+
+from ferroflag import FlagEvaluator, FlagFileWatcher, FlagSyncClient, SyncStatus, testing
+from ferroflag.django import conf
+
+__all__ = [
+    "aget_evaluator",
+    "get_evaluator",
+    "start",
+    "stop",
+    "sync_status",
+]
+
+
+@dataclass(frozen=True)
+class _Loaded:
+    config: conf.FerroflagSettings
+    evaluator: FlagEvaluator
+    source: FlagSyncClient | FlagFileWatcher | None
+    builder: conf.ContextBuilder
+    builder_is_async: bool
+
+
+class _Runtime:
+    """The process's evaluator and sync source. Reads of `loaded`/`started` take no lock."""
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.loaded: _Loaded | None = None
+        self.started = False  # the source was started (a forked child inherits this: the native client restarts)
+
+
+_rt = _Runtime()
+
+
+def _after_fork_in_child() -> None:
+    # A lock another thread held at fork() stays locked in the child for ever.
+    _rt.lock = threading.Lock()
+
+
+if hasattr(os, "register_at_fork"):  # POSIX
+    os.register_at_fork(after_in_child=_after_fork_in_child)
+
+
+def _build(config: conf.FerroflagSettings) -> _Loaded:
+    # Only FLAGS loads here: for a synced source, version 0 tells `_setup()` there is nothing yet.
+    evaluator = FlagEvaluator(config.flags if config.source == "flags" else None)
+    # INTERVAL unset keeps each client's own default (10 s for a service, 1 s for a file).
+    interval: dict[str, Any] = {"interval": config.interval} if config.interval is not None else {}
+    source: FlagSyncClient | FlagFileWatcher | None = None
+    try:
+        if config.source == "url":
+            source = FlagSyncClient(
+                evaluator,
+                config.url,
+                path=config.path,
+                timeout=config.timeout,
+                headers=dict(config.headers) if config.headers is not None else None,
+                cache_path=config.cache_path,
+                **interval,
+            )
+        elif config.source == "file":
+            source = FlagFileWatcher(evaluator, config.file, **interval)
+    except (TypeError, ValueError) as exc:  # what the checks cannot see, e.g. a header value that is not valid HTTP
+        raise ImproperlyConfigured(f"ferroflag: {conf.SETTING}: {exc}") from exc
+    builder = conf.context_builder(config)
+    return _Loaded(config, evaluator, source, builder, iscoroutinefunction(builder))
+
+
+def _setup(start: bool) -> _Loaded:
+    """Builds the evaluator if needed and, with `start`, starts the sync once in this process."""
+    with _rt.lock:
+        loaded = _rt.loaded
+        if loaded is None:
+            loaded = _rt.loaded = _build(conf.load())
+        if start and not _rt.started:
+            if loaded.source is not None:
+                # Block only while there is nothing to serve: a child forked after the first load
+                # (or a restart after stop()) already has flags.
+                loaded.source.start(wait=loaded.config.start_wait if loaded.evaluator.version == 0 else 0.0)
+            _rt.started = True
+        return loaded
+
+
+def _prepared() -> _Loaded:
+    """What a request needs: the loaded state, with the sync started unless a test owns the flags."""
+    loaded = _rt.loaded
+    if loaded is not None and _rt.started:
+        return loaded
+    return _setup(start=testing.current() is None)
+
+
+async def _aprepared() -> _Loaded:
+    """`_prepared()` for async code: a first use waits off the event loop."""
+    loaded = _rt.loaded
+    if loaded is not None and _rt.started:
+        return loaded
+    prepared: _Loaded = await sync_to_async(_prepared, thread_sensitive=False)()
+    return prepared
+
+
+def _reset() -> None:
+    """Drops the evaluator and stops its sync, so the next use rebuilds from the settings (tests)."""
+    with _rt.lock:
+        loaded, _rt.loaded, _rt.started = _rt.loaded, None, False
+    if loaded is not None and loaded.source is not None:
+        loaded.source.stop()
+
+
+def get_evaluator(*, start: bool = True) -> FlagEvaluator:
+    """The process's `FlagEvaluator`, built from `settings.FERROFLAG` on first use.
+
+    Arguments:
+        start: Start the sync in this process if it is not running yet (the first call waits up to
+            `START_WAIT` seconds for the first snapshot). `False` only builds the evaluator.
+
+    Returns:
+        The evaluator; under the pytest plugin's `ferroflag` fixture, that test's evaluator.
+
+    Raises:
+        ImproperlyConfigured: `FERROFLAG` is missing or wrong (see `manage.py check`).
+    """
+    data = testing.current()
+    if data is not None:
+        return data.evaluator
+    loaded = _rt.loaded
+    if loaded is not None and (_rt.started or not start):
+        return loaded.evaluator
+    return _setup(start).evaluator
+
+
+async def aget_evaluator() -> FlagEvaluator:
+    """`get_evaluator()` for async code: the first call's wait happens off the event loop."""
+    data = testing.current()
+    if data is not None:
+        return data.evaluator
+    loaded = _rt.loaded
+    if loaded is not None and _rt.started:
+        return loaded.evaluator
+    started: _Loaded = await sync_to_async(_setup, thread_sensitive=False)(True)
+    return started.evaluator
+
+
+def start() -> FlagEvaluator:
+    """Starts the sync in this process now (idempotent), e.g. from gunicorn's `post_fork` hook.
+
+    Returns:
+        The evaluator.
+    """
+    return _setup(start=True).evaluator
+
+
+def stop() -> None:
+    """Stops the sync in this process (idempotent). The evaluator keeps answering with the flags it
+    has; the next `start()` or first use resumes syncing."""
+    with _rt.lock:
+        loaded = _rt.loaded
+        _rt.started = False
+    if loaded is not None and loaded.source is not None:
+        loaded.source.stop()
+
+
+def sync_status() -> SyncStatus | None:
+    """The sync's state (for a health endpoint: `sync_status().to_dict()`), or None for `FLAGS` or
+    before the first use."""
+    loaded = _rt.loaded
+    return loaded.source.status() if loaded is not None and loaded.source is not None else None

@@ -1,0 +1,251 @@
+"""The `FERROFLAG` setting: its keys, their defaults, and the checks behind `ferroflag.E0xx`.
+
+One function, `validate()`, decides what is wrong with a `FERROFLAG` value; the system checks report
+its messages and `load()` raises `ImproperlyConfigured` with them, so a misconfiguration reads the
+same in `manage.py check` and at the first request.
+"""
+
+from __future__ import annotations
+
+import difflib
+import math
+import os
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal, TypeAlias
+from urllib.parse import urlsplit
+
+from django.conf import settings
+from django.core import checks
+from django.core.exceptions import ImproperlyConfigured
+from django.http import HttpRequest
+from django.utils.module_loading import import_string
+
+from ferroflag import ConfigError, EvalContext, FlagConfig, FlagEvaluator
+
+__all__ = [
+    "DEFAULT_CONTEXT",
+    "KEYS",
+    "SETTING",
+    "ContextBuilder",
+    "FerroflagSettings",
+    "context_builder",
+    "load",
+    "validate",
+]
+
+SETTING = "FERROFLAG"
+DEFAULT_CONTEXT = "ferroflag.django.middleware.user_context"
+
+ContextBuilder: TypeAlias = Callable[
+    [HttpRequest, Any], "EvalContext | Mapping[str, Any] | Awaitable[EvalContext | Mapping[str, Any]]"
+]
+"""`CONTEXT`: called as `builder(request, user)` with the resolved user (or None without
+`AuthenticationMiddleware`); returns an `EvalContext` or a dict of its fields. May be `async def`."""
+
+KEYS: dict[str, str] = {
+    "URL": "base URL of a flag service (polled by FlagSyncClient)",
+    "PATH": "path appended to URL (default '/api/flags'; '' polls URL as is)",
+    "FILE": "local flag file (watched by FlagFileWatcher)",
+    "FLAGS": "inline flags (a list of flag dicts, or {'flags': [...]}); nothing is synced",
+    "INTERVAL": "seconds between polls or file checks",
+    "TIMEOUT": "seconds allowed for one request to URL",
+    "HEADERS": "HTTP headers sent to URL, e.g. {'Authorization': 'Bearer ...'}",
+    "CACHE_PATH": "file keeping the last good document from URL",
+    "START_WAIT": "seconds the first use in a process waits for the first snapshot",
+    "CONTEXT": "dotted path of the context builder, called as builder(request, user)",
+}
+
+_SOURCES = ("URL", "FILE", "FLAGS")
+_URL_ONLY = ("PATH", "TIMEOUT", "HEADERS", "CACHE_PATH")
+_SYNCED_ONLY = ("INTERVAL", "START_WAIT")
+_OBJ = f"settings.{SETTING}"
+
+
+@dataclass(frozen=True)
+class FerroflagSettings:
+    """A validated `FERROFLAG` value, with the defaults filled in."""
+
+    source: Literal["url", "file", "flags"]
+    url: str = ""
+    path: str = "/api/flags"
+    file: str = ""
+    flags: tuple[FlagConfig, ...] = ()
+    interval: float | None = None  # None: the native default (10 s for URL, 1 s for FILE)
+    timeout: float = 5.0
+    headers: Mapping[str, str] | None = None
+    cache_path: str | None = None
+    start_wait: float = 2.0
+    context: str = DEFAULT_CONTEXT
+
+
+def _error(code: int, msg: str, hint: str | None = None) -> checks.CheckMessage:
+    return checks.Error(msg, hint=hint, obj=_OBJ, id=f"ferroflag.E{code:03d}")
+
+
+def _warning(code: int, msg: str, hint: str | None = None) -> checks.CheckMessage:
+    return checks.Warning(msg, hint=hint, obj=_OBJ, id=f"ferroflag.W{code:03d}")
+
+
+def _is_number(value: object) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool)
+
+
+def _path_text(value: object) -> str | None:
+    if isinstance(value, str) and value:
+        return value
+    if isinstance(value, os.PathLike):
+        text = os.fspath(value)
+        return text if isinstance(text, str) and text else None
+    return None
+
+
+def _flags(value: object) -> tuple[FlagConfig, ...]:
+    """Builds FLAGS through the real engine; raises ConfigError or TypeError as it does."""
+    if isinstance(value, Mapping):
+        value = value.get("flags")
+    if not isinstance(value, list | tuple):
+        raise TypeError(f"expected a list of flags or {{'flags': [...]}}, got {type(value).__name__}")
+    return tuple(FlagEvaluator(value).configs())
+
+
+def validate(raw: object) -> tuple[FerroflagSettings | None, list[checks.CheckMessage]]:
+    """Checks a `FERROFLAG` value (`None` when the setting is missing).
+
+    Returns:
+        The settings (None when there is any error) and every problem found, errors and warnings.
+    """
+    if raw is None:
+        hint = "Add FERROFLAG = {'FILE': BASE_DIR / 'flags.json'} (or 'URL': ..., or 'FLAGS': [] for no flags)."
+        return None, [_error(1, f"The {SETTING} setting is missing.", hint)]
+    if not isinstance(raw, Mapping):
+        return None, [_error(1, f"{SETTING} must be a dict, got {type(raw).__name__}.")]
+
+    problems: list[checks.CheckMessage] = []
+    for key in raw:
+        if key not in KEYS:
+            close = difflib.get_close_matches(str(key), list(KEYS), n=1)
+            hint = f"Did you mean {close[0]!r}?" if close else f"Known keys: {', '.join(KEYS)}."
+            problems.append(_error(2, f"{SETTING} has an unknown key {key!r}.", hint))
+
+    given = [key for key in _SOURCES if raw.get(key) is not None]
+    if len(given) != 1:
+        what = "none" if not given else " and ".join(given)
+        problems.append(
+            _error(
+                3,
+                f"{SETTING} needs exactly one source of flags: URL, FILE or FLAGS (got {what}).",
+                "Use FLAGS: [] for a site (or a test run) without flags.",
+            )
+        )
+    source = given[0] if len(given) == 1 else None
+
+    url = raw.get("URL")
+    if url is not None:
+        parts = urlsplit(url) if isinstance(url, str) else None
+        if parts is None or parts.scheme not in ("http", "https") or not parts.hostname:
+            shown = repr(url) if isinstance(url, str) else type(url).__name__
+            problems.append(_error(4, f"{SETTING}['URL'] must be an http(s) URL with a host, got {shown}."))
+
+    file = raw.get("FILE")
+    if file is not None:
+        text = _path_text(file)
+        if text is None:
+            problems.append(
+                _error(5, f"{SETTING}['FILE'] must be a path (str or PathLike), got {type(file).__name__}.")
+            )
+        elif Path(text).is_dir():
+            problems.append(_error(5, f"{SETTING}['FILE'] is a directory: {text}."))
+        elif not Path(text).exists():
+            problems.append(
+                _warning(1, f"{SETTING}['FILE'] does not exist: {text}.", "It is retried until it appears.")
+            )
+
+    for key, zero_ok in (("INTERVAL", False), ("TIMEOUT", False), ("START_WAIT", True)):
+        value = raw.get(key)
+        if value is None:
+            continue
+        if not (_is_number(value) and math.isfinite(value) and (value >= 0 if zero_ok else value > 0)):
+            need = "a number >= 0" if zero_ok else "a number > 0"
+            problems.append(_error(6, f"{SETTING}[{key!r}] must be {need} of seconds, got {value!r}."))
+
+    headers = raw.get("HEADERS")
+    if headers is not None and not (
+        isinstance(headers, Mapping) and all(isinstance(k, str) and isinstance(v, str) for k, v in headers.items())
+    ):
+        problems.append(_error(7, f"{SETTING}['HEADERS'] must be a dict of str to str."))
+
+    path = raw.get("PATH")
+    if path is not None and not isinstance(path, str):
+        problems.append(_error(8, f"{SETTING}['PATH'] must be a str, got {type(path).__name__}."))
+    cache_path = raw.get("CACHE_PATH")
+    if cache_path is not None:
+        text = _path_text(cache_path)
+        if text is None:
+            problems.append(_error(8, f"{SETTING}['CACHE_PATH'] must be a path, got {type(cache_path).__name__}."))
+        elif not Path(text).resolve().parent.is_dir():
+            problems.append(
+                _warning(3, f"The directory of {SETTING}['CACHE_PATH'] does not exist: {text}.", "Nothing is cached.")
+            )
+
+    if source is not None:
+        unused = [key for key in _URL_ONLY if raw.get(key) is not None and source != "URL"]
+        unused += [key for key in _SYNCED_ONLY if raw.get(key) is not None and source == "FLAGS"]
+        for key in unused:
+            problems.append(_error(9, f"{SETTING}[{key!r}] does not apply to the {source} source.", KEYS[key]))
+
+    context = raw.get("CONTEXT", DEFAULT_CONTEXT)
+    if not isinstance(context, str):
+        problems.append(_error(10, f"{SETTING}['CONTEXT'] must be a dotted path (str), got {type(context).__name__}."))
+    else:
+        try:
+            builder = import_string(context)
+        except ImportError as exc:
+            problems.append(_error(10, f"{SETTING}['CONTEXT'] cannot be imported: {exc}."))
+        else:
+            if not callable(builder):
+                problems.append(_error(10, f"{SETTING}['CONTEXT'] ({context}) is not callable."))
+
+    flags: tuple[FlagConfig, ...] = ()
+    if raw.get("FLAGS") is not None:
+        try:
+            flags = _flags(raw["FLAGS"])
+        except (ConfigError, TypeError) as exc:
+            problems.append(_error(11, f"{SETTING}['FLAGS'] is not a valid flag list: {exc}"))
+
+    if source is None or any(isinstance(p, checks.Error) for p in problems):
+        return None, problems
+    interval = raw.get("INTERVAL")
+    return FerroflagSettings(
+        source="url" if source == "URL" else "file" if source == "FILE" else "flags",
+        url=url if isinstance(url, str) else "",
+        path=raw.get("PATH", "/api/flags"),
+        file=(_path_text(file) or "") if file is not None else "",
+        flags=flags,
+        interval=float(interval) if interval is not None else None,
+        timeout=float(raw.get("TIMEOUT", 5.0)),
+        headers=dict(headers) if headers is not None else None,
+        cache_path=_path_text(cache_path) if cache_path is not None else None,
+        start_wait=float(raw.get("START_WAIT", 2.0)),
+        context=str(context),
+    ), problems
+
+
+def load() -> FerroflagSettings:
+    """Reads and validates `settings.FERROFLAG`.
+
+    Raises:
+        ImproperlyConfigured: The setting has errors (the same ones `manage.py check` reports).
+    """
+    config, problems = validate(getattr(settings, SETTING, None))
+    if config is None:
+        errors = "; ".join(f"{p.id}: {p.msg}" for p in problems if isinstance(p, checks.Error))
+        raise ImproperlyConfigured(f"ferroflag: {errors}")
+    return config
+
+
+def context_builder(config: FerroflagSettings) -> ContextBuilder:
+    """The `CONTEXT` callable."""
+    builder: ContextBuilder = import_string(config.context)
+    return builder

@@ -1,0 +1,174 @@
+//! `FlagSyncClient`: polls a flag service (or any URL serving a flag document) into an evaluator.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use pyo3::exceptions::PyTypeError;
+use pyo3::prelude::*;
+use pyo3::types::{PyDict, PyString, PyType};
+
+use super::logging::{LogObserver, logger};
+use super::{PySyncStatus, Slot, evaluator_store, float_repr, positive_bytes, positive_seconds};
+use crate::bindings::convert::type_name;
+use crate::bindings::errors::{py_repr, sync_error};
+use crate::sync::{SyncClient, SyncConfig};
+
+#[pyclass(name = "FlagSyncClient", module = "ferroflag._ferroflag", frozen)]
+pub struct PyFlagSyncClient {
+    slot: Arc<Slot<SyncClient>>,
+    /// For `url` and `repr`: credentials in the URL are already replaced by `<redacted>`.
+    redacted_url: String,
+    interval: f64,
+    header_names: Vec<String>,
+}
+
+/// Header names and values from a `dict[str, str]`; a value is never echoed in an error.
+fn headers_arg(headers: &Bound<'_, PyAny>) -> PyResult<Vec<(String, String)>> {
+    let dict = headers.cast::<PyDict>().map_err(|_| {
+        PyTypeError::new_err(format!(
+            "headers must be a dict of str to str, got {}",
+            type_name(headers)
+        ))
+    })?;
+    let mut out = Vec::with_capacity(dict.len());
+    for (name, value) in dict.iter() {
+        let name = name.cast::<PyString>().map_err(|_| {
+            PyTypeError::new_err(format!(
+                "headers must be a dict of str to str; a header name is {}",
+                type_name(&name)
+            ))
+        })?;
+        let name = name.to_str()?.to_owned();
+        let value = value.cast::<PyString>().map_err(|_| {
+            PyTypeError::new_err(format!(
+                "headers must be a dict of str to str; the value of {name:?} is {}",
+                type_name(&value)
+            ))
+        })?;
+        out.push((name, value.to_str()?.to_owned()));
+    }
+    Ok(out)
+}
+
+#[pymethods]
+impl PyFlagSyncClient {
+    #[new]
+    #[pyo3(signature = (
+        evaluator, api_url, *, interval = 10.0, timeout = 5.0, path = "/api/flags", headers = None,
+        cache_path = None, connect_timeout = None, max_body_bytes = 16_777_216, backoff_cap = 300.0,
+        ca_bundle = None,
+    ))]
+    #[allow(clippy::too_many_arguments)]
+    fn py_new(
+        py: Python<'_>,
+        evaluator: &Bound<'_, PyAny>,
+        api_url: &str,
+        interval: f64,
+        timeout: f64,
+        path: &str,
+        headers: Option<&Bound<'_, PyAny>>,
+        cache_path: Option<PathBuf>,
+        connect_timeout: Option<f64>,
+        max_body_bytes: i64,
+        backoff_cap: f64,
+        ca_bundle: Option<PathBuf>,
+    ) -> PyResult<Self> {
+        let store = evaluator_store(evaluator)?;
+        let mut config = SyncConfig::new(api_url, path).map_err(sync_error)?;
+        config.interval = positive_seconds("interval", interval)?;
+        config.timeout = positive_seconds("timeout", timeout)?;
+        if let Some(connect_timeout) = connect_timeout {
+            config.connect_timeout = positive_seconds("connect_timeout", connect_timeout)?;
+        }
+        config.backoff_cap = positive_seconds("backoff_cap", backoff_cap)?;
+        config.max_body_bytes = positive_bytes("max_body_bytes", max_body_bytes)?;
+        config.cache_path = cache_path;
+        config.ca_bundle = ca_bundle;
+        if let Some(headers) = headers {
+            for (name, value) in headers_arg(headers)? {
+                config.add_header(&name, &value).map_err(sync_error)?;
+            }
+        }
+        let redacted_url = config.redacted_url();
+        let header_names = config.header_names().map(str::to_owned).collect();
+        logger(py)?;
+        let observer = Arc::new(LogObserver::new(redacted_url.clone()));
+        let client = SyncClient::new(store, config, observer).map_err(sync_error)?;
+        Ok(Self {
+            slot: Slot::new(py, client)?,
+            redacted_url,
+            interval,
+            header_names,
+        })
+    }
+
+    /// Starts polling and waits up to `wait` seconds (GIL released) for the first snapshot.
+    #[pyo3(signature = (wait = 5.0))]
+    fn start(&self, py: Python<'_>, wait: f64) -> PyResult<bool> {
+        super::start(py, &self.slot, wait)
+    }
+
+    /// Starts polling now; the returned future resolves to whether a snapshot arrived in `wait`.
+    #[pyo3(signature = (wait = 5.0))]
+    fn start_async<'py>(slf: &Bound<'py, Self>, wait: f64) -> PyResult<Bound<'py, PyAny>> {
+        super::start_async(slf.as_any(), &slf.get().slot, wait)
+    }
+
+    fn wait_ready(&self, py: Python<'_>, timeout: f64) -> PyResult<bool> {
+        super::wait_ready(py, &self.slot, timeout)
+    }
+
+    fn stop(&self, py: Python<'_>) -> bool {
+        super::stop(py, &self.slot)
+    }
+
+    fn status(&self) -> PySyncStatus {
+        super::status(&self.slot)
+    }
+
+    /// The URL polled, with credentials (userinfo, query string) replaced by `<redacted>`.
+    #[getter]
+    fn url(&self) -> &str {
+        &self.redacted_url
+    }
+
+    fn __enter__<'py>(slf: &Bound<'py, Self>) -> PyResult<Bound<'py, Self>> {
+        super::start(slf.py(), &slf.get().slot, 5.0)?;
+        Ok(slf.clone())
+    }
+
+    #[pyo3(signature = (exc_type, exc_value, traceback))]
+    fn __exit__(
+        &self,
+        py: Python<'_>,
+        exc_type: Option<&Bound<'_, PyType>>,
+        exc_value: Option<&Bound<'_, PyAny>>,
+        traceback: Option<&Bound<'_, PyAny>>,
+    ) {
+        let _ = (exc_type, exc_value, traceback);
+        super::stop(py, &self.slot);
+    }
+
+    fn __repr__(&self, py: Python<'_>) -> PyResult<String> {
+        let headers = self
+            .header_names
+            .iter()
+            .map(|name| Ok(format!("{}: '<redacted>'", py_repr(py, name)?)))
+            .collect::<PyResult<Vec<_>>>()?;
+        let headers = if headers.is_empty() {
+            String::new()
+        } else {
+            format!(", headers={{{}}}", headers.join(", "))
+        };
+        Ok(format!(
+            "FlagSyncClient({}, interval={}{headers}, running={})",
+            py_repr(py, &self.redacted_url)?,
+            float_repr(self.interval),
+            if self.slot.client().status().running {
+                "True"
+            } else {
+                "False"
+            },
+        ))
+    }
+}

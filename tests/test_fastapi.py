@@ -1,0 +1,856 @@
+"""The FastAPI adapter (`ferroflag.fastapi`): TestClient in process, and a real uvicorn server on loopback."""
+
+from __future__ import annotations
+
+import contextlib
+import importlib.util
+import json
+import logging
+import os
+import sys
+import threading
+import time
+from collections import Counter
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Annotated, Any
+
+import pytest
+
+fastapi = pytest.importorskip("fastapi")
+httpx = pytest.importorskip("httpx")
+uvicorn = pytest.importorskip("uvicorn")
+testclient = pytest.importorskip("fastapi.testclient")
+
+from fastapi import APIRouter, Depends, FastAPI, Header, Request  # noqa: E402
+from ferroflag import EvalContext, EvalResult, FlagEvaluator, FlagFileWatcher, FlagSyncClient  # noqa: E402
+from ferroflag.fastapi import (  # noqa: E402
+    ContextDep,
+    FerroflagFastAPI,
+    FlagDependencies,
+    Flags,
+    FlagsDep,
+    feature_gate,
+    get_context,
+    require_flag,
+    setup,
+    sync_lifespan,
+)
+from ferroflag.server import FlagService  # noqa: E402
+from ferroflag.testing import TestData, bind  # noqa: E402
+
+TestClient = testclient.TestClient
+
+REPO = Path(__file__).resolve().parent.parent
+ALICE = {"x-user-id": "alice"}
+BOB = {"x-user-id": "bob"}
+
+
+def only_for(key: str, attribute: str, values: list[str], variant: str = "") -> dict[str, Any]:
+    """A flag on for the users whose `attribute` is in `values`, off for (practically) everyone else."""
+    return {
+        "key": key,
+        "enabled": True,
+        "percentage": 1e-9,
+        "rules": [{"conditions": [{"attribute": attribute, "operator": "in", "values": values}], "variant": variant}],
+    }
+
+
+def beta_for_alice() -> FlagEvaluator:
+    return FlagEvaluator([only_for("beta", "user_id", ["alice"], variant="v2")])
+
+
+class CountingEvaluator:
+    """A spy in front of a real evaluator: counts `evaluate` calls per key."""
+
+    def __init__(self, inner: FlagEvaluator) -> None:
+        self.inner = inner
+        self.calls: Counter[str] = Counter()
+
+    def evaluate(self, key: str, ctx: EvalContext) -> EvalResult:
+        self.calls[key] += 1
+        return self.inner.evaluate(key, ctx)
+
+
+def sync_threads() -> int:
+    """Native threads named "ferroflag-sync" in this process (threading.enumerate() cannot see them)."""
+    count = 0
+    for comm in Path("/proc/self/task").glob("*/comm"):
+        with contextlib.suppress(OSError):  # a thread may exit while we look
+            count += comm.read_text().strip() == "ferroflag-sync"
+    return count
+
+
+def settled_sync_threads() -> int:
+    """The count of sync threads once any left by earlier tests (stopped mid-connect) have exited."""
+    wait_for(lambda: sync_threads() == 0, timeout=3)
+    return sync_threads()
+
+
+def wait_for(predicate: Any, timeout: float = 10.0, interval: float = 0.02) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        time.sleep(interval)
+    return bool(predicate())
+
+
+def write_flags(path: Path, flags: list[dict[str, Any]]) -> None:
+    """Atomically, as a flag file should be written."""
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps({"flags": flags}))
+    os.replace(tmp, path)
+
+
+@contextlib.contextmanager
+def running(app: FastAPI) -> Iterator[str]:
+    """Serves `app` with uvicorn on 127.0.0.1 (a free port) in a thread; yields the base URL."""
+    config = uvicorn.Config(
+        app, host="127.0.0.1", port=0, lifespan="on", log_level="warning", access_log=False, ws="none", http="h11"
+    )
+    server = uvicorn.Server(config)
+    thread = threading.Thread(target=server.run, name="uvicorn-test", daemon=True)
+    thread.start()
+    try:
+        assert wait_for(lambda: server.started or not thread.is_alive()), "uvicorn did not start in time"
+        assert server.started, "uvicorn failed to start"
+        port = server.servers[0].sockets[0].getsockname()[1]
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        thread.join(timeout=10)
+    assert not thread.is_alive(), "uvicorn did not stop in time"
+
+
+@pytest.fixture
+def flag_service(tmp_path: Path) -> Iterator[tuple[FlagService, Path]]:
+    """The flag service on loopback, serving a file that starts with `beta` on for alice."""
+    path = tmp_path / "flags.json"
+    write_flags(path, [only_for("beta", "user_id", ["alice"], variant="v2")])
+    with FlagService(path, port=0, poll_interval=0.05, shutdown_grace=1.0) as service:
+        yield service, path
+
+
+def gated_app(evaluator: FlagEvaluator, **setup_kwargs: Any) -> FastAPI:
+    app = FastAPI()
+    setup(app, evaluator, **setup_kwargs)
+
+    @app.get("/beta", dependencies=[Depends(require_flag("beta"))])
+    async def beta() -> dict[str, bool]:
+        return {"beta": True}
+
+    @app.get("/open")
+    async def open_() -> dict[str, bool]:
+        return {"open": True}
+
+    return app
+
+
+# --- gating ----------------------------------------------------------------------------------------------
+
+
+def test_require_flag_gates_per_user() -> None:
+    client = TestClient(gated_app(beta_for_alice()))
+    assert client.get("/beta", headers=ALICE).json() == {"beta": True}
+    response = client.get("/beta", headers=BOB)
+    assert response.status_code == 404
+    assert response.json() == {"detail": "Feature not available"}
+    assert client.get("/beta").status_code == 404  # no user header: user_id ""
+    assert client.get("/open", headers=BOB).status_code == 200
+
+
+def test_require_flag_as_parameter_gives_the_result_and_custom_response() -> None:
+    app = FastAPI()
+    setup(app, beta_for_alice())
+
+    @app.get("/param")
+    async def param(
+        result: Annotated[EvalResult, Depends(require_flag("beta", status_code=403, detail={"why": "beta only"}))],
+    ) -> dict[str, str]:
+        return {"variant": result.variant, "reason": result.reason}
+
+    client = TestClient(app)
+    assert client.get("/param", headers=ALICE).json() == {"variant": "v2", "reason": "rule_match"}
+    response = client.get("/param", headers=BOB)
+    assert (response.status_code, response.json()) == (403, {"detail": {"why": "beta only"}})
+
+
+def test_require_flag_on_a_router_and_unknown_flags_are_off() -> None:
+    router = APIRouter(dependencies=[Depends(require_flag("beta"))])
+
+    @router.get("/a")
+    async def a() -> str:
+        return "a"
+
+    app = FastAPI()
+    setup(app, beta_for_alice())
+    app.include_router(router, prefix="/r")
+
+    @app.get("/ghost", dependencies=[Depends(require_flag("no-such-flag"))])
+    async def ghost() -> str:
+        return "never"
+
+    client = TestClient(app)
+    assert client.get("/r/a", headers=ALICE).json() == "a"
+    assert client.get("/r/a", headers=BOB).status_code == 404
+    assert client.get("/ghost", headers=ALICE).status_code == 404
+
+
+def test_require_flag_rejects_a_bad_key() -> None:
+    with pytest.raises(TypeError):
+        require_flag("")
+
+
+@pytest.mark.parametrize("kind", ["async", "sync"])
+def test_sync_and_async_endpoints_are_gated(kind: str) -> None:
+    app = FastAPI()
+    setup(app, beta_for_alice())
+    calls: list[str] = []
+
+    if kind == "async":
+
+        async def endpoint(flags: FlagsDep) -> dict[str, str]:
+            calls.append(threading.current_thread().name)
+            return {"variant": flags.variant("beta")}
+    else:
+
+        def endpoint(flags: FlagsDep) -> dict[str, str]:
+            calls.append(threading.current_thread().name)
+            return {"variant": flags.variant("beta")}
+
+    app.get("/dep", dependencies=[Depends(require_flag("beta"))])(endpoint)
+    app.get("/gate")(feature_gate("beta")(endpoint))
+    client = TestClient(app)
+    for path in ("/dep", "/gate"):
+        assert client.get(path, headers=ALICE).json() == {"variant": "v2"}
+        assert client.get(path, headers=BOB).status_code == 404
+    assert len(calls) == 2
+
+
+@pytest.mark.parametrize("endpoint_kind", ["async", "sync"])
+@pytest.mark.parametrize("fallback_kind", ["async", "sync"])
+def test_feature_gate_calls_the_fallback_with_the_same_arguments(endpoint_kind: str, fallback_kind: str) -> None:
+    async def old_async(item_id: int, flags: FlagsDep, q: str = "") -> dict[str, Any]:
+        return {"version": "old", "item": item_id, "q": q, "beta": flags.is_enabled("beta")}
+
+    def old_sync(item_id: int, flags: FlagsDep, q: str = "") -> dict[str, Any]:
+        return {"version": "old", "item": item_id, "q": q, "beta": flags.is_enabled("beta"), "sync": True}
+
+    async def new_async(item_id: int, flags: FlagsDep, q: str = "") -> dict[str, Any]:
+        return {"version": "new", "item": item_id, "q": q, "variant": flags.variant("beta")}
+
+    def new_sync(item_id: int, flags: FlagsDep, q: str = "") -> dict[str, Any]:
+        return {"version": "new", "item": item_id, "q": q, "variant": flags.variant("beta"), "sync": True}
+
+    fallback = old_async if fallback_kind == "async" else old_sync
+    endpoint = new_async if endpoint_kind == "async" else new_sync
+    app = FastAPI()
+    setup(app, beta_for_alice())
+    app.get("/items/{item_id}")(feature_gate("beta", fallback=fallback)(endpoint))
+    client = TestClient(app)
+
+    on = client.get("/items/7", params={"q": "shoes"}, headers=ALICE).json()
+    assert (on["version"], on["item"], on["q"], on["variant"]) == ("new", 7, "shoes", "v2")
+    assert on.get("sync", False) is (endpoint_kind == "sync")
+    off = client.get("/items/8", params={"q": "hats"}, headers=BOB).json()
+    assert (off["version"], off["item"], off["q"], off["beta"]) == ("old", 8, "hats", False)
+    assert off.get("sync", False) is (fallback_kind == "sync")
+    assert client.get("/items/nope", headers=ALICE).status_code == 422  # validation still runs
+
+
+def test_feature_gate_without_fallback_and_decoration_errors() -> None:
+    app = FastAPI()
+    setup(app, beta_for_alice())
+
+    @app.get("/g")
+    @feature_gate("beta", status_code=410, detail="gone")
+    def g() -> str:
+        return "on"
+
+    client = TestClient(app)
+    assert client.get("/g", headers=ALICE).json() == "on"
+    assert (client.get("/g", headers=BOB).status_code, client.get("/g", headers=BOB).json()) == (
+        410,
+        {"detail": "gone"},
+    )
+
+    def other(unrelated: int) -> None: ...
+
+    def plain(page: int) -> None: ...
+
+    with pytest.raises(TypeError, match="cannot take the arguments"):
+        feature_gate("beta", fallback=other)(plain)
+    with pytest.raises(TypeError, match="already gated"):
+        feature_gate("beta")(g)
+
+
+def test_feature_gate_keeps_the_endpoint_metadata() -> None:
+    async def listing(page: int = 1) -> dict[str, int]:
+        """Lists things."""
+        return {"page": page}
+
+    gated = feature_gate("beta")(listing)
+    assert gated.__name__ == "listing"
+    assert gated.__doc__ == "Lists things."
+    assert gated.__wrapped__ is listing  # type: ignore[attr-defined]
+
+
+# --- context ----------------------------------------------------------------------------------------------
+
+
+def test_header_context() -> None:
+    evaluator = FlagEvaluator(
+        [
+            only_for("enterprise", "plan", ["enterprise"]),
+            only_for("eu", "country", ["DE", "FR"]),
+            {
+                "key": "staff",
+                "enabled": True,
+                "percentage": 1e-9,
+                "rules": [{"conditions": [{"attribute": "email", "operator": "ends_with", "values": ["@corp.test"]}]}],
+            },
+        ]
+    )
+    app = FastAPI()
+    setup(app, evaluator)
+
+    @app.get("/ctx")
+    async def ctx(context: ContextDep, flags: FlagsDep) -> dict[str, Any]:
+        return {
+            "user_id": context.user_id,
+            "email": context.email,
+            "plan": context.plan,
+            "country": context.country,
+            "on": sorted(key for key in ("enterprise", "eu", "staff") if flags.is_enabled(key)),
+        }
+
+    client = TestClient(app)
+    headers = {"x-user-id": "u7", "x-user-email": "kim@corp.test", "x-plan": "enterprise", "cf-ipcountry": "DE"}
+    assert client.get("/ctx", headers=headers).json() == {
+        "user_id": "u7",
+        "email": "kim@corp.test",
+        "plan": "enterprise",
+        "country": "DE",
+        "on": ["enterprise", "eu", "staff"],
+    }
+    assert client.get("/ctx", headers={"x-user-id": "u8", "cf-ipcountry": "US"}).json()["on"] == []
+    assert client.get("/ctx").json()["user_id"] == ""
+    mixed_case = client.get("/ctx", headers={"X-User-Id": "U9", "X-Plan": "enterprise"}).json()
+    assert (mixed_case["user_id"], mixed_case["plan"], mixed_case["on"]) == ("U9", "enterprise", ["enterprise"])
+
+
+@pytest.mark.parametrize("kind", ["async", "sync", "no-args"])
+def test_custom_context_function_taking_the_request(kind: str) -> None:
+    threads: list[str] = []
+    if kind == "async":
+
+        async def context(request: Request) -> EvalContext:
+            return EvalContext(request.query_params.get("as", ""))
+    elif kind == "sync":
+
+        def context(request: Request) -> EvalContext:
+            threads.append(threading.current_thread().name)
+            return EvalContext(request.query_params.get("as", ""))
+    else:
+
+        def context() -> EvalContext:  # type: ignore[misc]
+            return EvalContext("alice")
+
+    app = gated_app(beta_for_alice(), context=context)
+    client = TestClient(app)
+    assert client.get("/beta", params={"as": "alice"}, headers=BOB).status_code == 200
+    expected = 200 if kind == "no-args" else 404
+    assert client.get("/beta", params={"as": "bob"}, headers=ALICE).status_code == expected
+    if kind == "sync":
+        assert threads
+        assert threading.main_thread().name not in threads
+
+
+# Module level: with `from __future__ import annotations`, FastAPI resolves a dependency's annotations
+# in its module's globals.
+USERS = {"token-a": ("alice", "enterprise"), "token-b": ("bob", "free")}
+
+
+def current_user(authorization: Annotated[str, Header()] = "") -> tuple[str, str]:
+    return USERS.get(authorization.removeprefix("Bearer "), ("", ""))
+
+
+async def user_context(user: Annotated[tuple[str, str], Depends(current_user)]) -> EvalContext:
+    return EvalContext(user[0], plan=user[1])
+
+
+USER_DEPS = FlagDependencies(context=user_context)
+UserFlags = Annotated[Flags, Depends(USER_DEPS.get_flags)]
+
+
+def test_context_from_other_dependencies_with_flag_dependencies() -> None:
+    spy = CountingEvaluator(FlagEvaluator([only_for("beta", "plan", ["enterprise"], "v2")]))
+    app = FastAPI()
+    setup(app, spy)  # type: ignore[arg-type]
+
+    @app.get("/beta", dependencies=[Depends(USER_DEPS.require_flag("beta"))])
+    async def beta(flags: UserFlags, header_flags: FlagsDep) -> dict[str, Any]:
+        return {
+            "user": flags.context.user_id,
+            "variant": flags.variant("beta"),
+            "by-headers": header_flags.is_enabled("beta"),
+        }
+
+    @app.get("/gate")
+    @USER_DEPS.feature_gate("beta", fallback=lambda flags: "old")
+    def gate(flags: UserFlags) -> str:
+        return "new"
+
+    assert not app.dependency_overrides  # solved from the route's own graph: no per-request override cost
+    client = TestClient(app)
+    token_a, token_b = {"authorization": "Bearer token-a"}, {"authorization": "Bearer token-b"}
+    assert client.get("/beta", headers={**token_a, "x-plan": "free"}).json() == {
+        "user": "alice",
+        "variant": "v2",
+        "by-headers": False,  # the module-level dependencies keep the app's (header) context
+    }
+    assert spy.calls["beta"] == 2  # once for the user context (gate and handler share it), once for the headers
+    # The headers the default context reads do not count for USER_DEPS.
+    assert client.get("/beta", headers={**token_b, "x-plan": "enterprise"}).status_code == 404
+    assert client.get("/gate", headers=token_a).json() == "new"
+    assert client.get("/gate", headers={**token_b, "x-plan": "enterprise"}).json() == "old"
+    openapi = client.get("/openapi.json").json()
+    assert [p["name"] for p in openapi["paths"]["/beta"]["get"]["parameters"]] == ["authorization"]
+
+
+def test_setup_refuses_a_context_function_with_dependencies() -> None:
+    with pytest.raises(TypeError, match="FlagDependencies"):
+        setup(FastAPI(), beta_for_alice(), context=user_context)
+    with pytest.raises(TypeError, match="FlagDependencies"):
+        setup(FastAPI(), beta_for_alice(), context=lambda request, extra=1: EvalContext("x"))
+
+
+def test_context_lambda_of_the_request() -> None:
+    app = gated_app(beta_for_alice(), context=lambda request: EvalContext(request.headers.get("x-login", "")))
+    client = TestClient(app)
+    assert client.get("/beta", headers={"x-login": "alice"}).status_code == 200
+    assert client.get("/beta", headers=ALICE).status_code == 404
+
+
+def test_context_function_annotated_with_a_type_checking_import() -> None:
+    def context(request: typing_only.Request) -> EvalContext:  # type: ignore[name-defined]  # noqa: F821
+        return EvalContext(request.headers.get("x-login", ""))
+
+    client = TestClient(gated_app(beta_for_alice(), context=context))
+    assert client.get("/beta", headers={"x-login": "alice"}).status_code == 200
+
+
+def test_a_context_function_must_return_an_eval_context() -> None:
+    app = gated_app(beta_for_alice(), context=lambda: {"user_id": "alice"})
+    with pytest.raises(TypeError, match="must return an EvalContext"):
+        TestClient(app).get("/beta")
+
+
+def test_dependency_overrides_still_work() -> None:
+    requirement = require_flag("beta")
+    app = FastAPI()
+    setup(app, beta_for_alice())
+
+    @app.get("/beta", dependencies=[Depends(requirement)])
+    async def beta(flags: FlagsDep) -> str:
+        return flags.context.user_id
+
+    client = TestClient(app)
+    app.dependency_overrides[get_context] = lambda: EvalContext("alice")
+    assert client.get("/beta", headers=BOB).json() == "alice"
+    app.dependency_overrides.clear()
+    app.dependency_overrides[requirement] = lambda: None  # the gate itself can be lifted
+    assert client.get("/beta", headers=BOB).json() == "bob"
+
+
+# --- per-request cache --------------------------------------------------------------------------------
+
+
+def test_flags_are_evaluated_once_per_request() -> None:
+    spy = CountingEvaluator(
+        FlagEvaluator([only_for("beta", "user_id", ["alice"], "v2"), {"key": "b", "enabled": True}])
+    )
+    app = FastAPI()
+    setup(app, spy)  # type: ignore[arg-type]
+    seen: list[Flags] = []
+
+    @app.get("/dashboard", dependencies=[Depends(require_flag("beta"))])
+    async def dashboard(
+        flags: FlagsDep,
+        again: FlagsDep,
+        result: Annotated[EvalResult, Depends(require_flag("beta"))],
+    ) -> dict[str, Any]:
+        seen.append(flags)
+        assert again is flags
+        return {
+            "beta": flags.is_enabled("beta"),
+            "beta-again": flags.is_enabled("beta"),
+            "variant": flags.variant("beta"),
+            "b": [flags.evaluate("b").enabled, flags.is_enabled("b")],
+            "missing": flags.is_enabled("missing", default=True),
+            "result": result.variant,
+        }
+
+    @app.get("/gated")
+    @feature_gate("beta")
+    async def gated(flags: FlagsDep) -> str:
+        return flags.variant("beta")
+
+    client = TestClient(app)
+    body = client.get("/dashboard", headers=ALICE).json()
+    assert body == {
+        "beta": True,
+        "beta-again": True,
+        "variant": "v2",
+        "b": [True, True],
+        "missing": True,
+        "result": "v2",
+    }
+    assert spy.calls == {"beta": 1, "b": 1, "missing": 1}
+    assert sorted(seen[0].evaluated()) == ["b", "beta", "missing"]
+    client.get("/dashboard", headers=ALICE)
+    assert spy.calls == {"beta": 2, "b": 2, "missing": 2}  # a new request evaluates afresh
+    assert seen[0] is not seen[1]
+    assert client.get("/gated", headers=ALICE).json() == "v2"
+    assert spy.calls["beta"] == 3  # the gate and the handler share one evaluation
+
+
+# --- app state, test bindings, two apps ---------------------------------------------------------------
+
+
+def test_setup_stores_state_on_the_app_and_refuses_twice() -> None:
+    evaluator = beta_for_alice()
+    app = FastAPI()
+    state = setup(app, evaluator)
+    assert app.state.ferroflag is state
+    assert FerroflagFastAPI.of(app) is state
+    assert state.evaluator is evaluator
+    assert state.sync is None
+    with pytest.raises(RuntimeError, match="already set up"):
+        setup(app, evaluator)
+    with pytest.raises(TypeError):
+        setup(FastAPI(), object())  # type: ignore[arg-type]
+    with pytest.raises(TypeError):
+        setup(FastAPI(), evaluator, sync=object())  # type: ignore[arg-type]
+    with pytest.raises(RuntimeError, match="not set up"):
+        FerroflagFastAPI.of(FastAPI())
+
+
+def test_an_app_without_setup_fails_loudly() -> None:
+    app = FastAPI()
+
+    @app.get("/beta", dependencies=[Depends(require_flag("beta"))])
+    async def beta() -> str:
+        return "on"
+
+    with pytest.raises(RuntimeError, match="not set up"):
+        TestClient(app).get("/beta", headers=ALICE)
+
+
+def test_test_data_bind_wins_over_the_app_evaluator() -> None:
+    app = gated_app(FlagEvaluator([{"key": "beta", "enabled": False}]))
+    client = TestClient(app)
+    assert client.get("/beta", headers=BOB).status_code == 404
+    with TestData() as td:
+        td.flag("beta").on_for(user_ids=["bob"])
+        td.bind(app)
+        assert client.get("/beta", headers=BOB).status_code == 200
+        assert client.get("/beta", headers=ALICE).status_code == 404
+    assert client.get("/beta", headers=BOB).status_code == 404  # restore() unbinds
+
+
+def test_bind_without_setup_and_with_the_pytest_fixture(ferroflag: TestData) -> None:
+    app = FastAPI()  # no setup(): a bound test evaluator is enough
+
+    @app.get("/beta", dependencies=[Depends(require_flag("beta"))])
+    async def beta() -> str:
+        return "on"
+
+    ferroflag.flag("beta").on()
+    ferroflag.bind(app)
+    assert TestClient(app).get("/beta").json() == "on"
+
+
+def test_bound_evaluator_survives_the_lifespan(flag_service: tuple[FlagService, Path]) -> None:
+    service, _ = flag_service
+    evaluator = FlagEvaluator()
+    app = gated_app(evaluator, sync=FlagSyncClient(evaluator, service.url, interval=0.1))
+    unbind = bind(app, FlagEvaluator([{"key": "beta", "enabled": True}]))
+    try:
+        with TestClient(app) as client:
+            assert client.get("/beta", headers=BOB).status_code == 200  # the test's, not the synced one
+    finally:
+        unbind()
+
+
+def test_two_apps_with_two_evaluators_do_not_interfere() -> None:
+    requirement = require_flag("beta")  # one dependency object shared by both apps
+    router = APIRouter()
+
+    @router.get("/beta", dependencies=[Depends(requirement)])
+    async def beta(flags: FlagsDep) -> str:
+        return flags.variant("beta")
+
+    apps = []
+    for variant, user in (("one", "alice"), ("two", "bob")):
+        app = FastAPI()
+        setup(app, FlagEvaluator([only_for("beta", "user_id", [user], variant)]))
+        app.include_router(router)
+        apps.append(app)
+    one, two = TestClient(apps[0]), TestClient(apps[1])
+    assert one.get("/beta", headers=ALICE).json() == "one"
+    assert one.get("/beta", headers=BOB).status_code == 404
+    assert two.get("/beta", headers=BOB).json() == "two"
+    assert two.get("/beta", headers=ALICE).status_code == 404
+    with TestData() as td:
+        td.flag("beta").off()
+        td.bind(apps[0])
+        assert one.get("/beta", headers=ALICE).status_code == 404
+        assert two.get("/beta", headers=BOB).json() == "two"  # the binding is per app
+
+
+def test_two_apps_with_their_own_sync_sources_run_side_by_side(
+    flag_service: tuple[FlagService, Path], tmp_path: Path
+) -> None:
+    service, _ = flag_service  # beta: alice only
+    path = tmp_path / "other.json"
+    write_flags(path, [only_for("beta", "user_id", ["bob"], variant="file")])
+    network_evaluator, file_evaluator = FlagEvaluator(), FlagEvaluator()
+    network = FlagSyncClient(network_evaluator, service.url, interval=0.1)
+    watcher = FlagFileWatcher(file_evaluator, path, interval=0.1)
+    one = gated_app(network_evaluator, sync=network)
+    two = gated_app(file_evaluator, sync=watcher)
+    with TestClient(one) as client_one:
+        with TestClient(two) as client_two:
+            assert network.status().running
+            assert watcher.status().running
+            assert client_one.get("/beta", headers=ALICE).status_code == 200
+            assert client_one.get("/beta", headers=BOB).status_code == 404
+            assert client_two.get("/beta", headers=BOB).status_code == 200
+            assert client_two.get("/beta", headers=ALICE).status_code == 404
+        assert not watcher.status().running  # the second app's shutdown stopped its own source only
+        assert network.status().running
+        assert client_one.get("/beta", headers=ALICE).status_code == 200
+    assert not network.status().running
+
+
+# --- OpenAPI ------------------------------------------------------------------------------------------
+
+
+def test_openapi_schema_is_still_generated() -> None:
+    app = gated_app(beta_for_alice())
+
+    @app.get("/items/{item_id}")
+    @feature_gate("beta")
+    async def item(item_id: int, q: str, flags: FlagsDep) -> dict[str, Any]:
+        return {"item_id": item_id}
+
+    @app.get("/param")
+    async def param(result: Annotated[EvalResult, Depends(require_flag("beta"))], limit: int = 10) -> int:
+        return limit
+
+    response = TestClient(app).get("/openapi.json")
+    assert response.status_code == 200
+    paths = response.json()["paths"]
+    assert {"/beta", "/open", "/items/{item_id}", "/param"} <= set(paths)
+    item_params = {p["name"]: p["in"] for p in paths["/items/{item_id}"]["get"]["parameters"]}
+    assert item_params == {"item_id": "path", "q": "query"}  # nothing of ferroflag's leaks in
+    assert {p["name"] for p in paths["/param"]["get"]["parameters"]} == {"limit"}
+    assert "parameters" not in paths["/beta"]["get"]
+
+
+# --- lifespan and sync ----------------------------------------------------------------------------------
+
+
+def test_lifespan_starts_and_stops_the_sync_thread(flag_service: tuple[FlagService, Path]) -> None:
+    service, _ = flag_service
+    before = settled_sync_threads()
+    evaluator = FlagEvaluator()
+    client = FlagSyncClient(evaluator, service.url, interval=0.1)
+    app = gated_app(evaluator, sync=client, sync_wait=5.0)
+    assert not client.status().running  # nothing starts before the lifespan
+    with TestClient(app) as test_client:
+        assert client.status().running
+        assert client.status().ready
+        assert sync_threads() == before + 1
+        assert test_client.get("/beta", headers=ALICE).status_code == 200
+        assert test_client.get("/beta", headers=BOB).status_code == 404
+    assert not client.status().running
+    assert wait_for(lambda: sync_threads() == before, timeout=5), "a ferroflag-sync thread outlived the app"
+
+
+def test_lifespan_composes_with_the_app_lifespan(flag_service: tuple[FlagService, Path]) -> None:
+    service, _ = flag_service
+    evaluator = FlagEvaluator()
+    client = FlagSyncClient(evaluator, service.url, interval=0.1)
+    events: list[tuple[str, bool]] = []
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[dict[str, Any]]:
+        events.append(("startup: flags loaded", "beta" in evaluator))
+        yield {"greeting": "hello"}
+        events.append(("shutdown: sync running", client.status().running))
+
+    app = FastAPI(lifespan=lifespan)
+    setup(app, evaluator, sync=client)
+
+    @app.get("/greeting")
+    async def greeting(request: Request) -> str:
+        return str(request.state.greeting)
+
+    with TestClient(app) as test_client:
+        assert test_client.get("/greeting").json() == "hello"  # the app lifespan's state gets through
+    assert events == [("startup: flags loaded", True), ("shutdown: sync running", True)]
+    assert not client.status().running
+
+
+def test_sync_lifespan_on_its_own_with_an_async_generator(flag_service: tuple[FlagService, Path]) -> None:
+    service, _ = flag_service
+    evaluator = FlagEvaluator()
+    client = FlagSyncClient(evaluator, service.url, interval=0.1)
+    order: list[str] = []
+
+    async def inner(app: FastAPI) -> AsyncIterator[None]:
+        order.append("inner up")
+        yield
+        order.append("inner down")
+
+    app = FastAPI(lifespan=sync_lifespan(client, inner, wait=5.0))
+    setup(app, evaluator)
+    with TestClient(app):
+        assert client.status().running
+        assert order == ["inner up"]
+    assert order == ["inner up", "inner down"]
+    assert not client.status().running
+
+
+def test_lifespan_starts_the_app_when_the_flag_service_is_down(caplog: pytest.LogCaptureFixture) -> None:
+    import socket
+
+    with socket.socket() as s:  # a loopback port that nothing listens on
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    before = settled_sync_threads()
+    evaluator = FlagEvaluator()
+    client = FlagSyncClient(evaluator, f"http://127.0.0.1:{port}", interval=0.1, connect_timeout=0.5)
+    app = gated_app(evaluator, sync=client, sync_wait=0.3)
+    started = time.monotonic()
+    with caplog.at_level(logging.WARNING, logger="ferroflag.fastapi"), TestClient(app) as test_client:
+        assert time.monotonic() - started < 5
+        assert test_client.get("/beta", headers=ALICE).status_code == 404  # no flags yet: off
+        assert test_client.get("/open").status_code == 200
+    assert any("no flags loaded" in record.getMessage() for record in caplog.records)
+    assert wait_for(lambda: sync_threads() == before, timeout=5)
+
+
+def test_a_flag_flipped_on_the_service_is_seen_by_the_next_request(flag_service: tuple[FlagService, Path]) -> None:
+    service, path = flag_service
+    before = settled_sync_threads()
+    evaluator = FlagEvaluator()
+    app = gated_app(evaluator, sync=FlagSyncClient(evaluator, service.url, interval=0.1))
+    with running(app) as url, httpx.Client(base_url=url, timeout=5) as http:
+        assert sync_threads() == before + 1
+        assert http.get("/beta", headers=ALICE).status_code == 200
+        assert http.get("/beta", headers=BOB).status_code == 404
+        write_flags(path, [only_for("beta", "user_id", ["bob"], variant="v3")])
+        assert wait_for(lambda: http.get("/beta", headers=BOB).status_code == 200, timeout=10, interval=0.05)
+        assert http.get("/beta", headers=ALICE).status_code == 404
+    assert wait_for(lambda: sync_threads() == before, timeout=5), "a ferroflag-sync thread outlived the server"
+
+
+def test_real_server_gates_sync_and_async_endpoints() -> None:
+    app = gated_app(beta_for_alice())
+
+    @app.get("/sync-gate")
+    @feature_gate("beta", fallback=lambda flags: "fallback")
+    def sync_gate(flags: FlagsDep) -> str:
+        return f"new:{threading.current_thread() is not threading.main_thread()}"
+
+    @app.get("/ctx", dependencies=[Depends(require_flag("beta"))])
+    def ctx(context: ContextDep) -> dict[str, str]:
+        return {"user": context.user_id, "plan": context.plan}
+
+    with running(app) as url, httpx.Client(base_url=url, timeout=5) as http:
+        assert http.get("/beta", headers=ALICE).json() == {"beta": True}
+        assert http.get("/beta", headers=BOB).json() == {"detail": "Feature not available"}
+        assert http.get("/sync-gate", headers=ALICE).json() == "new:True"
+        assert http.get("/sync-gate", headers=BOB).json() == "fallback"
+        assert http.get("/ctx", headers={**ALICE, "x-plan": "team"}).json() == {"user": "alice", "plan": "team"}
+        assert http.get("/openapi.json").status_code == 200
+
+
+# --- the example app ---------------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def example(monkeypatch: pytest.MonkeyPatch) -> Any:
+    for name in ("FERROFLAG_URL", "FERROFLAG_FILE", "FERROFLAG_PATH", "FERROFLAG_INTERVAL"):
+        monkeypatch.delenv(name, raising=False)
+    spec = importlib.util.spec_from_file_location("ferroflag_example_fastapi_app", REPO / "examples" / "fastapi_app.py")
+    assert spec is not None
+    assert spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module
+    try:
+        spec.loader.exec_module(module)
+        yield module
+    finally:
+        del sys.modules[spec.name]
+
+
+def test_example_app_from_a_file(example: Any, tmp_path: Path) -> None:
+    path = tmp_path / "flags.json"
+    path.write_bytes((REPO / "examples" / "flags.json").read_bytes())
+    before = settled_sync_threads()
+    evaluator = FlagEvaluator()
+    app = example.create_app(evaluator, example.sync_from_env(evaluator, {"FERROFLAG_FILE": str(path)}))
+    with TestClient(app) as client:
+        assert client.get("/checkout", headers={"x-user-id": "alice", "x-plan": "enterprise"}).json() == {
+            "checkout": "new",
+            "variant": "v2",
+        }
+        assert client.get("/theme", headers=ALICE).json()["theme"] in ("midnight", "slate")
+        dashboard = client.get("/dashboard", headers={**ALICE, "cf-ipcountry": "DE"}).json()
+        assert set(dashboard) == {"new-checkout", "dark-mode", "eu-pricing"}
+        assert dashboard["eu-pricing"] == {"enabled": True, "variant": "eur", "reason": "rule_match"}
+        assert client.get("/pricing", headers={"cf-ipcountry": "US"}).json() == {"detail": "EU pricing only"}
+        health = client.get("/healthz").json()
+        assert health["flags"] == 5
+        assert health["sync"]["source"] == "file"
+    assert sync_threads() == before
+
+
+def test_example_app_from_the_flag_service(example: Any, flag_service: tuple[FlagService, Path]) -> None:
+    service, path = flag_service
+    evaluator = FlagEvaluator()
+    sync = example.sync_from_env(evaluator, {"FERROFLAG_URL": service.url, "FERROFLAG_INTERVAL": "0.1"})
+    assert isinstance(sync, FlagSyncClient)
+    app = example.create_app(evaluator, sync)
+    with running(app) as url, httpx.Client(base_url=url, timeout=5) as http:
+        assert http.get("/dashboard", headers=ALICE).json()["new-checkout"]["reason"] == "not_found"
+        write_flags(path, [{"key": "new-checkout", "enabled": True, "default_variant": "v9"}])
+        assert wait_for(lambda: http.get("/checkout", headers=ALICE).status_code == 200, timeout=10, interval=0.05)
+        assert http.get("/checkout", headers=BOB).json() == {"checkout": "new", "variant": "v9"}
+        assert http.get("/healthz").json()["sync"]["source"] == "network"
+
+
+def test_example_module_app_defaults_to_the_bundled_flags(example: Any) -> None:
+    state = FerroflagFastAPI.of(example.app)
+    assert state.sync is not None
+    assert Path(state.sync.path) == REPO / "examples" / "flags.json"  # type: ignore[attr-defined]
+
+
+def test_the_docs_quick_start_runs(ferroflag: TestData) -> None:
+    text = (REPO / "docs" / "fastapi.md").read_text()
+    code = text.split("```python\n", 1)[1].split("```", 1)[0]
+    namespace: dict[str, Any] = {"__name__": "ferroflag_docs_quick_start"}
+    exec(compile(code, "docs/fastapi.md", "exec"), namespace)
+    app = namespace["app"]
+    ferroflag.set({"new-checkout": True, "dark-mode": "slate"})
+    ferroflag.bind(app)
+    client = TestClient(app)  # no lifespan: the flag service in the snippet is never contacted
+    assert client.get("/checkout").json() == {"theme": "slate"}
+    ferroflag.set({"new-checkout": False})
+    assert client.get("/checkout").status_code == 404

@@ -1,0 +1,242 @@
+"""Wrong Python types raise a TypeError that names the argument (never a crash), values that cannot
+be a flag raise ConfigError, and the evaluator keeps answering afterwards."""
+
+from __future__ import annotations
+
+import math
+import re
+
+import pytest
+from ferroflag import Condition, ConfigError, EvalContext, EvalResult, FlagConfig, FlagEvaluator, Rule
+
+CTX = EvalContext("u", plan="enterprise")
+FLAG = {
+    "key": "k",
+    "enabled": True,
+    "rules": [{"conditions": [{"attribute": "plan", "operator": "in", "values": ["enterprise"]}], "variant": "ent"}],
+}
+EXPECTED = EvalResult(True, "ent", "rule_match")
+
+
+def error_text(error: BaseException) -> str:
+    """The message plus its notes: PyO3 names a failed argument in a note ("while processing 'key'")."""
+    return "\n".join([str(error), *getattr(error, "__notes__", [])])
+
+
+@pytest.fixture
+def answering():
+    evaluator = FlagEvaluator([FLAG])
+    yield evaluator
+    # Whatever the test threw at it, the evaluator still answers, from the same snapshot.
+    assert evaluator.evaluate("k", CTX) == EXPECTED
+    assert evaluator.is_enabled("k", {"user_id": "u", "plan": "enterprise"}) is True
+    assert evaluator.version == 1
+
+
+TYPE_ERRORS = [
+    # FlagEvaluator methods
+    pytest.param(lambda e: e.evaluate(123, CTX), "key", id="evaluate-key-int"),
+    pytest.param(lambda e: e.evaluate(None, CTX), "key", id="evaluate-key-none"),
+    pytest.param(lambda e: e.evaluate("k", 5), "ctx", id="evaluate-ctx-int"),
+    pytest.param(lambda e: e.evaluate("k", None), "ctx", id="evaluate-ctx-none"),
+    pytest.param(lambda e: e.evaluate("k", "u"), "ctx", id="evaluate-ctx-str"),
+    pytest.param(lambda e: e.evaluate("k", [("user_id", "u")]), "ctx", id="evaluate-ctx-list"),
+    pytest.param(lambda e: e.is_enabled("k", CTX, default="x"), "default", id="is_enabled-default-str"),
+    pytest.param(lambda e: e.is_enabled("k", CTX, default=1), "default", id="is_enabled-default-int"),
+    pytest.param(lambda e: e.is_enabled("k", CTX, default=None), "default", id="is_enabled-default-none"),
+    pytest.param(lambda e: e.is_enabled(b"k", CTX), "key", id="is_enabled-key-bytes"),
+    pytest.param(lambda e: e.get_variant(1.5, CTX), "key", id="get_variant-key"),
+    pytest.param(lambda e: e.evaluate_all(42), "ctx", id="evaluate_all-ctx"),
+    pytest.param(lambda e: e.explain("k", 42), "ctx", id="explain-ctx"),
+    pytest.param(lambda e: e.is_enabled_many("k", 5), "contexts", id="is_enabled_many-not-iterable"),
+    pytest.param(lambda e: e.is_enabled_many("k", [CTX, 5]), "contexts", id="is_enabled_many-item"),
+    pytest.param(lambda e: e.is_enabled_many("k", "abc"), "contexts", id="is_enabled_many-str"),
+    pytest.param(lambda e: e.is_enabled_many("k", [CTX], default="yes"), "default", id="is_enabled_many-default"),
+    pytest.param(lambda e: e.get_config(5), "key", id="get_config-key"),
+    pytest.param(lambda e: e.update(42), "flags", id="update-int"),
+    pytest.param(lambda e: e.update(None), "flags", id="update-none"),
+    pytest.param(lambda e: e.update("str"), "update_json()", id="update-str"),
+    pytest.param(lambda e: e.update(b"[]"), "update_json()", id="update-bytes"),
+    pytest.param(lambda e: e.update({"flags": []}), "update_json()", id="update-dict"),
+    pytest.param(lambda e: e.update([1]), "flags[0]", id="update-item-int"),
+    pytest.param(lambda e: e.update([FLAG, "k"]), "flags[1]", id="update-item-str"),
+    pytest.param(lambda e: e.update([Rule()]), "flags[0]", id="update-item-rule"),
+    pytest.param(
+        lambda e: e.update([{"key": "k", "enabled": True, "rules": {1, 2}}]), "flags[0].rules", id="update-set"
+    ),
+    pytest.param(lambda e: e.update([{1: "x"}]), "dict keys must be str", id="update-non-str-key"),
+    pytest.param(
+        lambda e: e.update(
+            [{"key": "k", "enabled": True, "rules": [{"conditions": [{"attribute": "a", "values": [object()]}]}]}]
+        ),
+        "flags[0].rules[0].conditions[0].values[0]",
+        id="update-object-value",
+    ),
+    pytest.param(lambda e: e.update_json(5), "document", id="update_json-int"),
+    pytest.param(lambda e: e.update_json(None), "document", id="update_json-none"),
+    pytest.param(lambda e: e.update_json([FLAG]), "document", id="update_json-list"),
+    pytest.param(lambda e: e.update_json(memoryview(b"[]")), "document", id="update_json-memoryview"),
+    pytest.param(lambda e: e.load_file(5), "path", id="load_file-int"),
+    pytest.param(lambda e: e.load_file(None), "path", id="load_file-none"),
+    # EvalContext
+    pytest.param(lambda e: EvalContext(user_id=None), "user_id", id="context-user_id-none"),
+    pytest.param(lambda e: EvalContext(1.5), "user_id", id="context-user_id-float"),
+    pytest.param(lambda e: EvalContext(True), "user_id", id="context-user_id-bool"),
+    pytest.param(lambda e: EvalContext(b"u"), "user_id", id="context-user_id-bytes"),
+    pytest.param(lambda e: EvalContext("u", email=5), "email", id="context-email-int"),
+    pytest.param(lambda e: EvalContext("u", plan=None), "plan", id="context-plan-none"),
+    pytest.param(lambda e: EvalContext("u", country=["NL"]), "country", id="context-country-list"),
+    pytest.param(lambda e: EvalContext("u", properties=[1]), "properties", id="context-properties-list"),
+    pytest.param(lambda e: EvalContext("u", properties="a=1"), "properties", id="context-properties-str"),
+    pytest.param(lambda e: EvalContext("u", properties={1: "a"}), "property names", id="context-property-int-name"),
+    pytest.param(lambda e: EvalContext("u", properties={"a": None}), 'properties["a"]', id="context-property-none"),
+    pytest.param(lambda e: EvalContext("u", properties={"a": [1]}), 'properties["a"]', id="context-property-list"),
+    pytest.param(lambda e: EvalContext("u", properties={"a": {"b": 1}}), 'properties["a"]', id="context-property-dict"),
+    pytest.param(lambda e: EvalContext("u", properties={"a": b"x"}), 'properties["a"]', id="context-property-bytes"),
+    pytest.param(lambda e: EvalContext("u", nickname="x"), "nickname", id="context-unknown-keyword"),
+    # dict contexts
+    pytest.param(lambda e: e.evaluate("k", {"user_id": "u", "userid": "x"}), '"userid"', id="dict-ctx-unknown-key"),
+    pytest.param(lambda e: e.evaluate("k", {"user_id": "u", "tier": "gold"}), '"tier"', id="dict-ctx-property-at-top"),
+    pytest.param(lambda e: e.evaluate("k", {1: "u"}), "keys must be str", id="dict-ctx-int-key"),
+    pytest.param(lambda e: e.evaluate("k", {"user_id": None}), "user_id", id="dict-ctx-user_id-none"),
+    pytest.param(lambda e: e.evaluate("k", {"user_id": "u", "email": 5}), "email", id="dict-ctx-email-int"),
+    pytest.param(
+        lambda e: e.evaluate("k", {"user_id": "u", "properties": [1]}), "properties", id="dict-ctx-props-list"
+    ),
+    pytest.param(lambda e: e.evaluate("k", {"properties": {"a": None}}), 'properties["a"]', id="dict-ctx-prop-none"),
+    pytest.param(lambda e: e.is_enabled_many("k", [{"user_id": "u", "x": 1}]), '"x"', id="many-dict-unknown-key"),
+    # Condition, Rule, FlagConfig
+    pytest.param(lambda e: Condition("a", "eq", "notalist"), "values", id="condition-values-str"),
+    pytest.param(lambda e: Condition("a", "eq", {"x": 1}), "values", id="condition-values-dict"),
+    pytest.param(lambda e: Condition("a", "eq", 5), "values", id="condition-values-int"),
+    pytest.param(lambda e: Condition("a", "eq", [True]), "values[0]", id="condition-value-bool"),
+    pytest.param(lambda e: Condition("a", "eq", ["x", None]), "values[1]", id="condition-value-none"),
+    pytest.param(lambda e: Condition(1, "eq", []), "attribute", id="condition-attribute-int"),
+    pytest.param(lambda e: Condition("a", None, []), "operator", id="condition-operator-none"),
+    pytest.param(lambda e: Rule(conditions="x"), "conditions", id="rule-conditions-str"),
+    pytest.param(lambda e: Rule(conditions=5), "conditions", id="rule-conditions-int"),
+    pytest.param(lambda e: Rule(conditions=["x"]), "conditions[0]", id="rule-condition-str"),
+    pytest.param(lambda e: Rule(conditions=[Rule()]), "conditions[0]", id="rule-condition-rule"),
+    pytest.param(lambda e: Rule(priority=1.5), "priority", id="rule-priority-float"),
+    pytest.param(lambda e: Rule(priority="1"), "priority", id="rule-priority-str"),
+    pytest.param(lambda e: Rule(variant=1), "variant", id="rule-variant-int"),
+    pytest.param(lambda e: FlagConfig(key=1), "key", id="flag-key-int"),
+    pytest.param(lambda e: FlagConfig(key=None), "key", id="flag-key-none"),
+    pytest.param(lambda e: FlagConfig("k", enabled="yes"), "enabled", id="flag-enabled-str"),
+    pytest.param(lambda e: FlagConfig("k", enabled=1), "enabled", id="flag-enabled-int"),
+    pytest.param(lambda e: FlagConfig(key="k", percentage="x"), "percentage", id="flag-percentage-str"),
+    pytest.param(lambda e: FlagConfig(key="k", percentage=None), "percentage", id="flag-percentage-none"),
+    pytest.param(lambda e: FlagConfig("k", rules={"a": 1}), "rules", id="flag-rules-dict"),
+    pytest.param(lambda e: FlagConfig("k", rules="r"), "rules", id="flag-rules-str"),
+    pytest.param(lambda e: FlagConfig("k", rules=[5]), "rules[0]", id="flag-rule-int"),
+    pytest.param(lambda e: FlagConfig("k", rules=[Condition("a", "eq")]), "rules[0]", id="flag-rule-condition"),
+    pytest.param(lambda e: FlagConfig("k", variants=["a"]), "variants", id="flag-variants-list"),
+    pytest.param(lambda e: FlagConfig("k", variants={"a": "x"}), 'variants["a"]', id="flag-weight-str"),
+    pytest.param(lambda e: FlagConfig("k", variants={"a": True}), 'variants["a"]', id="flag-weight-bool"),
+    pytest.param(lambda e: FlagConfig("k", variants={"a": None}), 'variants["a"]', id="flag-weight-none"),
+    pytest.param(lambda e: FlagConfig("k", variants={1: 1}), "variant names", id="flag-variant-name-int"),
+    pytest.param(lambda e: FlagConfig("k", default_variant=0), "default_variant", id="flag-default-variant-int"),
+    pytest.param(lambda e: FlagConfig.from_dict([("key", "k")]), "takes a dict", id="from_dict-list"),
+    pytest.param(lambda e: EvalResult("yes"), "enabled", id="result-enabled-str"),
+    pytest.param(lambda e: EvalResult(True, None), "variant", id="result-variant-none"),
+    pytest.param(lambda e: EvalResult(True, "", 5), "reason", id="result-reason-int"),
+]
+
+
+@pytest.mark.parametrize(("call", "name"), TYPE_ERRORS)
+def test_wrong_type_is_a_type_error_naming_the_argument(answering, call, name):
+    with pytest.raises(TypeError) as excinfo:
+        call(answering)
+    assert name in error_text(excinfo.value)
+
+
+@pytest.mark.parametrize(
+    ("call", "message"),
+    [
+        pytest.param(lambda: FlagConfig(key=""), "key must not be empty", id="empty-key"),
+        pytest.param(lambda: FlagConfig("k", percentage=math.nan), "percentage must be a finite number", id="nan"),
+        pytest.param(lambda: FlagConfig("k", percentage=-math.inf), "percentage must be a finite number", id="inf"),
+        pytest.param(
+            lambda: FlagConfig("k", variants={"a": -1}), 'variants["a"] must be a finite number >= 0', id="neg"
+        ),
+        pytest.param(lambda: FlagConfig("k", variants={"a": math.inf}), 'variants["a"] must be a finite', id="w-inf"),
+        pytest.param(lambda: EvalResult(True, "", "bogus"), "unknown reason", id="reason"),
+    ],
+)
+def test_bad_values_are_value_errors(answering, call, message):
+    with pytest.raises(ValueError, match=re.escape(message)):
+        call()
+
+
+def test_priority_out_of_range_is_an_overflow_error(answering):
+    with pytest.raises(OverflowError):
+        Rule(priority=2**70)
+
+
+@pytest.mark.parametrize(
+    ("flag", "path", "value_text"),
+    [
+        pytest.param({"percentage": math.nan}, "flags[0].percentage", "nan", id="nan-percentage"),
+        pytest.param({"percentage": math.inf}, "flags[0].percentage", "inf", id="inf-percentage"),
+        pytest.param({"percentage": -math.inf}, "flags[0].percentage", "-inf", id="minus-inf-percentage"),
+        pytest.param({"variants": {"a": 1, "b": math.nan}}, "flags[0].variants.b", "nan", id="nan-weight"),
+        pytest.param(
+            {"rules": [{"conditions": [{"attribute": "a", "operator": "in", "values": ["x", math.inf]}]}]},
+            "flags[0].rules[0].conditions[0].values[1]",
+            "inf",
+            id="inf-condition-value",
+        ),
+    ],
+)
+def test_non_finite_numbers_in_dicts_are_config_errors(answering, flag, path, value_text):
+    with pytest.raises(ConfigError) as excinfo:
+        answering.update([{"key": "k", "enabled": True, **flag}])
+    error = excinfo.value
+    assert (error.flag, error.path) == ("k", path)
+    field = path.split(".", 1)[1]
+    assert str(error) == f'invalid flag document: flag "k", field "{field}": {value_text} is not a finite number'
+
+
+def nested(depth: int) -> dict:
+    value: dict = {}
+    for _ in range(depth):
+        value = {"x": value}
+    return value
+
+
+def test_deeply_nested_dict_is_a_clear_error(answering):
+    with pytest.raises(ConfigError, match="nested too deeply") as excinfo:
+        answering.update([{"key": "k", "enabled": True, "extra": nested(10_000)}])
+    assert excinfo.value.flag == "k"
+    assert excinfo.value.path.startswith("flags[0].extra.x.x")
+    # Inside a rule, too, and through from_dict.
+    with pytest.raises(ConfigError, match="nested too deeply"):
+        answering.update([{"key": "k", "enabled": True, "rules": [{"conditions": [nested(100)]}]}])
+    with pytest.raises(ConfigError, match="nested too deeply"):
+        FlagConfig.from_dict({"key": "k", "enabled": True, "deep": nested(100)})
+
+
+def test_recursive_list_is_a_clear_error(answering):
+    loop: list = []
+    loop.append(loop)
+    with pytest.raises(ConfigError, match="nested too deeply"):
+        answering.update([{"key": "k", "enabled": True, "rules": loop}])
+
+
+@pytest.mark.parametrize(
+    "text",
+    ["[" * 100_000, '{"flags": ' * 50_000, '[{"key": "k", "enabled": true, "x": ' + "[" * 10_000 + "]" * 10_000 + "}]"],
+)
+def test_deeply_nested_json_is_a_clear_error(answering, text):
+    with pytest.raises(ConfigError, match="recursion limit"):
+        answering.update_json(text)
+
+
+def test_moderate_nesting_in_unknown_fields_is_fine(answering):
+    evaluator = FlagEvaluator([{"key": "k", "enabled": True, "meta": nested(20)}])
+    assert evaluator.evaluate("k", EvalContext("u")) == EvalResult(True, "", "default")
+
+
+def test_text_that_is_not_utf8_is_a_config_error(answering):
+    with pytest.raises(ConfigError, match="not valid JSON"):
+        answering.update_json(b'[{"key": "\xff", "enabled": true}]')
