@@ -24,7 +24,7 @@ build-dev: install
 	rm -f python/ferroflag/*.so
 	maturin develop --release --quiet
 
-.PHONY: demo  ## The main job: build, then show what a handful of users see from examples/flags.json
+.PHONY: demo  ## The main job: build, serve examples/flags.json, run the FastAPI example against it, show users and a flag change arriving
 demo: build-dev
 	$(PY) examples/demo.py examples/flags.json
 
