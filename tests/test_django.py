@@ -41,14 +41,17 @@ from asgiref.sync import async_to_sync, iscoroutinefunction  # noqa: E402
 from django.apps import apps  # noqa: E402
 from django.contrib.auth import get_user_model  # noqa: E402
 from django.core import checks  # noqa: E402
-from django.core.exceptions import ImproperlyConfigured  # noqa: E402
+from django.core.exceptions import ImproperlyConfigured, SynchronousOnlyOperation  # noqa: E402
 from django.core.management import call_command  # noqa: E402
 from django.core.management.base import SystemCheckError  # noqa: E402
+from django.db import connection  # noqa: E402
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect, JsonResponse  # noqa: E402
 from django.shortcuts import render  # noqa: E402
 from django.template import Context, Template, TemplateSyntaxError  # noqa: E402
 from django.test import AsyncClient, Client, RequestFactory, SimpleTestCase, override_settings  # noqa: E402
+from django.test.utils import CaptureQueriesContext  # noqa: E402
 from django.urls import path  # noqa: E402
+from django.utils.functional import SimpleLazyObject  # noqa: E402
 from django.views import View  # noqa: E402
 from ferroflag import EvalContext, EvalResult, FlagEvaluator  # noqa: E402
 from ferroflag.django import middleware as ff_middleware  # noqa: E402
@@ -83,11 +86,29 @@ def context_view(request):
 
 
 async def async_context_view(request):
+    await request.flags.aload()  # async code loads the context (the user) first, off the event loop
     return JsonResponse(_describe(request))
+
+
+async def async_unloaded_view(request):
+    return JsonResponse(_describe(request))  # no aload(): the first use is on the event loop
+
+
+async def async_auser_view(request):
+    user = await request.auser()  # the user is resolved: request.flags needs no I/O, so no aload()
+    return JsonResponse({**_describe(request), "username": user.get_username()})
 
 
 def plain_view(request):
     return HttpResponse("plain")
+
+
+async def async_plain_view(request):
+    return HttpResponse("async plain")
+
+
+def flag_context_view(request):
+    return JsonResponse({"user_id": request.flag_context.user_id})
 
 
 def cache_view(request):
@@ -182,7 +203,11 @@ def template_view(request):
 urlpatterns = [
     path("context/", context_view),
     path("async/context/", async_context_view),
+    path("async/unloaded/", async_unloaded_view),
+    path("async/auser/", async_auser_view),
     path("plain/", plain_view),
+    path("async/plain/", async_plain_view),
+    path("flag-context/", flag_context_view),
     path("cache/", cache_view),
     path("old/", old_page),
     path("gated/on/", gated_on),
@@ -349,11 +374,10 @@ def test_context_builder_setting(builder, user_id, url):
 
 
 def test_context_builder_must_return_a_context():
-    with (
-        override_settings(FERROFLAG={"FLAGS": FLAGS, "CONTEXT": f"{__name__}.not_a_context"}),
-        pytest.raises(TypeError, match="returned int"),
-    ):
-        Client().get("/plain/")
+    with override_settings(FERROFLAG={"FLAGS": FLAGS, "CONTEXT": f"{__name__}.not_a_context"}):
+        assert Client().get("/plain/").content == b"plain"  # lazy: a view that asks no flag never calls it
+        with pytest.raises(TypeError, match="returned int"):
+            Client().get("/context/")
 
 
 def test_each_flag_is_evaluated_once_per_request(counting):
@@ -365,25 +389,87 @@ def test_each_flag_is_evaluated_once_per_request(counting):
     assert len(counting.calls) == 8  # a new request asks again
 
 
-def test_request_flags_is_lazy(counting, monkeypatch):
-    seen = []
-    monkeypatch.setattr(ff_middleware, "RequestFlags", _recording(seen))
-    assert Client().get("/plain/").content == b"plain"
+def test_request_flags_is_lazy(counting):
+    response = Client().get("/plain/")
+    assert response.content == b"plain"
     assert counting.calls == []
-    [flags] = seen
+    flags = response.wsgi_request.flags
     assert flags._evaluator is None  # not even looked up
     assert flags.evaluated() == {}
+    assert not flags.loaded  # nor the context built
+    assert repr(flags) == "<RequestFlags for (context not loaded), 0 evaluated>"
 
 
-def _recording(seen):
-    class Recording(RequestFlags):
-        __slots__ = ()
+BUILT = []
 
-        def __init__(self, *args, **kwargs):
-            super().__init__(*args, **kwargs)
-            seen.append(self)
 
-    return Recording
+def counting_context(request, user):
+    BUILT.append(user)
+    return user_context(request, user)
+
+
+@pytest.fixture
+def built():
+    BUILT.clear()
+    with override_settings(FERROFLAG={"FLAGS": FLAGS, "CONTEXT": f"{__name__}.counting_context"}):
+        yield BUILT
+    BUILT.clear()
+
+
+def _queries(method, url, *, user=None, middleware=True):
+    """The SQL a sync request runs, from the moment the request is sent (login included in neither)."""
+    client = Client()
+    if user is not None:
+        client.force_login(user)
+    with (
+        override_settings(MIDDLEWARE=django_settings.MIDDLEWARE if middleware else django_settings.MIDDLEWARE[:2]),
+        CaptureQueriesContext(connection) as captured,
+    ):
+        response = getattr(client, method)(url)
+    assert response.status_code == 200
+    return [query["sql"] for query in captured.captured_queries], response
+
+
+def test_a_view_that_asks_no_flag_makes_no_extra_query(staff_user, built):
+    without, _ = _queries("get", "/plain/", user=staff_user, middleware=False)
+    with_, response = _queries("get", "/plain/", user=staff_user)
+    assert without == with_ == []  # logged in (database sessions): neither the session nor the user is read
+    assert built == []  # the CONTEXT builder was never called
+    assert not response.wsgi_request.flags.loaded
+    assert isinstance(response.wsgi_request.flag_context, SimpleLazyObject)
+    assert repr(response.wsgi_request.flag_context) == "<flag_context: not loaded yet>"  # repr builds nothing
+    assert not response.wsgi_request.flags.loaded
+
+
+def test_the_user_is_looked_up_at_the_first_use_of_flags(staff_user, built):
+    queries, response = _queries("get", "/context/", user=staff_user)
+    body = response.json()
+    assert (body["user_id"], body["email"], body["staff"]) == (str(staff_user.pk), "ann@staff.test", True)
+    assert len(queries) == 2  # the session, then the user: once, for flag_context and all the flags
+    assert [user.pk for user in built] == [staff_user.pk]  # one build, shared by flag_context and flags
+    request = response.wsgi_request
+    assert request.flag_context == request.flags.context == EvalContext(str(staff_user.pk), email="ann@staff.test")
+    assert type(request.flags.context) is EvalContext  # the real one, for the native evaluator
+
+
+def test_flag_context_alone_builds_the_context_once(staff_user, built):
+    _, response = _queries("get", "/flag-context/", user=staff_user)
+    assert response.json() == {"user_id": str(staff_user.pk)}
+    flags = response.wsgi_request.flags
+    assert flags.loaded
+    assert flags.evaluated() == {}
+    assert flags.is_enabled("staff-only")
+    assert len(built) == 1
+    assert flags._request is None  # the request is let go once the context is built
+
+
+def test_a_view_that_reads_the_user_shares_its_lookup(staff_user):
+    client = Client()
+    client.force_login(staff_user)
+    with CaptureQueriesContext(connection) as captured:
+        response = client.get("/template/")  # the auth context processor and {% flag %} both want the user
+    assert response.content == b"[on][off][staff][dark][is-dark]"
+    assert len(captured.captured_queries) == 2
 
 
 def test_request_flags_api():
@@ -417,6 +503,100 @@ def test_middleware_is_sync_and_async_capable():
     assert response.content == b"ok"
     assert request.flag_context == ANON  # no request.user: anonymous
     assert request.flags.is_enabled("on-flag")
+
+
+def _async_queries(staff_user, url, *, middleware=True):
+    """The SQL an async request (the async middleware chain) runs, with a logged-in user.
+
+    Run under async_to_sync, so the ORM's thread-sensitive calls come back to this thread and its connection.
+    """
+    client = AsyncClient(raise_request_exception=True)
+    client.force_login(staff_user)
+    mw = django_settings.MIDDLEWARE if middleware else django_settings.MIDDLEWARE[:2]
+    with override_settings(MIDDLEWARE=mw), CaptureQueriesContext(connection) as captured:
+        response = async_to_sync(client.get)(url)
+    return response, [query["sql"] for query in captured.captured_queries]
+
+
+def test_an_async_view_that_asks_no_flag_makes_no_extra_query(staff_user, built):
+    response, without = _async_queries(staff_user, "/async/plain/", middleware=False)
+    assert response.content == b"async plain"
+    response, with_ = _async_queries(staff_user, "/async/plain/")
+    assert response.content == b"async plain"
+    assert without == with_ == []
+    assert built == []
+
+
+def test_async_view_loads_the_flags_off_the_loop(staff_user, built):
+    response, queries = _async_queries(staff_user, "/async/context/")
+    body = response.json()
+    assert (body["user_id"], body["email"], body["staff"]) == (str(staff_user.pk), "ann@staff.test", True)
+    assert len(queries) == 2  # the session and the user, through request.auser()
+    assert len(built) == 1
+
+
+def test_async_view_that_resolved_the_user_needs_no_aload(staff_user, built):
+    response, queries = _async_queries(staff_user, "/async/auser/")
+    body = response.json()
+    assert (body["user_id"], body["staff"], body["username"]) == (str(staff_user.pk), True, "ann")
+    assert len(queries) == 2  # request.auser()'s lookup, reused
+
+
+@pytest.mark.parametrize("logged_in", [True, False])
+def test_async_view_without_aload_is_refused_for_every_user(staff_user, logged_in):
+    async def scenario():
+        client = AsyncClient()
+        if logged_in:
+            await client.aforce_login(staff_user)
+        await client.get("/async/unloaded/")
+
+    # Refused for anonymous visitors too (they would need no query), so a missing aload() fails in any test.
+    with pytest.raises(SynchronousOnlyOperation, match=r"await request\.flags\.aload\(\)"):
+        async_to_sync(scenario)()
+
+
+def _first_use_on_the_loop(user=None, **settings_overrides):
+    """What a synchronous first use of request.flags answers in an async view, without aload()."""
+
+    async def view(request):
+        return JsonResponse({"user_id": request.flag_context.user_id, "on": request.flags.is_enabled("on-flag")})
+
+    request = RequestFactory().get("/")
+    if user is not None:
+        request.user = user
+    with override_settings(**settings_overrides):
+        return json.loads(async_to_sync(FlagMiddleware(view))(request).content)
+
+
+def test_on_the_event_loop_a_first_use_builds_in_place_only_without_io(staff_user, monkeypatch):
+    assert _first_use_on_the_loop() == {"user_id": "", "on": True}  # no AuthenticationMiddleware: no user
+    assert _first_use_on_the_loop(staff_user)["user_id"] == str(staff_user.pk)  # a user already looked up
+    looked_up = SimpleLazyObject(lambda: staff_user)
+    looked_up.pk  # noqa: B018
+    assert _first_use_on_the_loop(looked_up)["user_id"] == str(staff_user.pk)
+
+    with pytest.raises(SynchronousOnlyOperation, match="aload"):
+        _first_use_on_the_loop(SimpleLazyObject(lambda: staff_user))  # the lookup would run on the loop
+    async_builder = {"FERROFLAG": {"FLAGS": FLAGS, "CONTEXT": f"{__name__}.async_plan_context"}}
+    with pytest.raises(SynchronousOnlyOperation, match="aload"):
+        _first_use_on_the_loop(**async_builder)  # async_to_sync cannot run on the loop
+
+    monkeypatch.setenv("DJANGO_ALLOW_ASYNC_UNSAFE", "true")  # Django's own opt-out applies
+    assert _first_use_on_the_loop(SimpleLazyObject(lambda: staff_user))["user_id"] == str(staff_user.pk)
+    with pytest.raises(SynchronousOnlyOperation, match="aload"):
+        _first_use_on_the_loop(**async_builder)
+
+
+def test_aload_is_idempotent_and_flags_for_reuses_the_request_flags(staff_user):
+    request = RequestFactory().get("/")
+    request.user = staff_user
+    flags = ff_middleware.flags_for(request)
+    assert ff_middleware.flags_for(request) is flags
+    assert asyncio.run(ff_middleware.aflags_for(request)) is flags
+    context = flags.context
+    assert asyncio.run(flags.aload()) is flags
+    assert flags.context is context
+    assert request.flag_context == EvalContext(str(staff_user.pk), email="ann@staff.test")
 
 
 def test_async_client_with_a_logged_in_user(staff_user):
@@ -727,13 +907,15 @@ def test_async_views_served_by_the_asgi_handler(staff_user):
             cbv = (await http.get("/async/cbv/on/")).text
             http.cookies.set(settings.SESSION_COOKIE_NAME, session)
             logged_in = (await http.get("/async/context/")).json()
-            return anonymous, gated, cbv, logged_in
+            sync_view = (await http.get("/context/")).json()  # a sync view: built lazily in its worker thread
+            return anonymous, gated, cbv, logged_in, sync_view
 
-    anonymous, gated, cbv, logged_in = asyncio.run(scenario())
+    anonymous, gated, cbv, logged_in, sync_view = asyncio.run(scenario())
     assert (anonymous["user_id"], anonymous["on"], anonymous["theme"]) == ("", True, "dark")
     assert gated == [200, 404]
     assert cbv == "async cbv on"
     assert (logged_in["user_id"], logged_in["staff"]) == (str(staff_user.pk), True)
+    assert (sync_view["user_id"], sync_view["staff"]) == (str(staff_user.pk), True)
 
 
 def test_async_view_under_a_real_asgi_server():

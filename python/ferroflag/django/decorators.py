@@ -2,7 +2,9 @@
 
 Both answer 404 when the flag is off for the request (the page does not exist for that user), or
 hand the request to a fallback. Both use `request.flags`, so the answer is the one the rest of the
-request sees; without `FlagMiddleware` they set `request.flags` up themselves.
+request sees; without `FlagMiddleware` they set `request.flags` up themselves. On async views they
+load it first (`await request.flags.aload()`: the user is looked up off the event loop), so the view,
+its fallback and its templates can then use `request.flags` synchronously.
 """
 
 from __future__ import annotations

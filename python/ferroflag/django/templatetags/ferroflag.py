@@ -6,7 +6,8 @@
 
 Both read `request.flags` from the template context (enable
 `django.template.context_processors.request`), so a template agrees with its view. Without a request
-in the context they evaluate for an anonymous context (`user_id=""`).
+in the context they evaluate for an anonymous context (`user_id=""`). An `async def` view that calls
+`render()` itself loads the flags first (`await request.flags.aload()`): rendering runs on the loop.
 """
 
 from __future__ import annotations
