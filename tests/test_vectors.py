@@ -8,7 +8,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-
 from ferroflag import ConfigError, EvalContext, FlagEvaluator
 
 FIXTURES = Path(__file__).parent / "fixtures"
@@ -50,7 +49,7 @@ def test_invalid_documents(document: dict[str, Any]) -> None:
 
 
 def test_bucketing_vectors() -> None:
-    """Each vector's bucket is pinned exactly: a rollout at the bucket excludes the user, one a hair above includes them."""
+    """Pins each bucket exactly: a rollout at the bucket excludes the user, one a hair above includes them."""
     vectors = json.loads((FIXTURES / "bucketing_vectors.json").read_text())["vectors"]
     checked = 0
     for v in vectors:
