@@ -351,7 +351,10 @@ impl FieldReader {
 /// (a type error, a duplicate field, an empty key, a negative weight...), never a different answer.
 mod fast {
     use std::collections::BTreeMap;
+    use std::marker::PhantomData;
 
+    use serde::de::value::MapAccessDeserializer;
+    use serde::de::{Deserializer, MapAccess, Visitor};
     use serde::Deserialize;
     use serde_json::Value;
 
@@ -359,7 +362,27 @@ mod fast {
 
     #[derive(Deserialize)]
     struct Wrapped {
-        flags: Vec<Flag>,
+        flags: Vec<Object<Flag>>,
+    }
+
+    /// A struct read only from a JSON object: serde would also take an array of its fields in
+    /// order, which the wire format does not allow.
+    struct Object<T>(T);
+
+    impl<'de, T: Deserialize<'de>> Deserialize<'de> for Object<T> {
+        fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+            struct ObjectVisitor<T>(PhantomData<T>);
+            impl<'de, T: Deserialize<'de>> Visitor<'de> for ObjectVisitor<T> {
+                type Value = T;
+                fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                    f.write_str("an object")
+                }
+                fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<T, A::Error> {
+                    T::deserialize(MapAccessDeserializer::new(map))
+                }
+            }
+            deserializer.deserialize_map(ObjectVisitor(PhantomData)).map(Object)
+        }
     }
 
     #[derive(Deserialize)]
@@ -369,7 +392,7 @@ mod fast {
         #[serde(default)]
         percentage: Option<f64>,
         #[serde(default)]
-        rules: Option<Vec<Rule>>,
+        rules: Option<Vec<Object<Rule>>>,
         /// A map, so a repeated name keeps its last weight, as the checked path does.
         #[serde(default)]
         variants: Option<BTreeMap<String, f64>>,
@@ -380,7 +403,7 @@ mod fast {
     #[derive(Deserialize)]
     struct Rule {
         #[serde(default)]
-        conditions: Option<Vec<Condition>>,
+        conditions: Option<Vec<Object<Condition>>>,
         #[serde(default)]
         variant: Option<String>,
         #[serde(default)]
@@ -398,11 +421,11 @@ mod fast {
 
     pub(super) fn parse(bytes: &[u8]) -> Option<Vec<FlagDef>> {
         let flags = match bytes.iter().find(|b| !b.is_ascii_whitespace())? {
-            b'[' => serde_json::from_slice::<Vec<Flag>>(bytes).ok()?,
+            b'[' => serde_json::from_slice::<Vec<Object<Flag>>>(bytes).ok()?,
             b'{' => serde_json::from_slice::<Wrapped>(bytes).ok()?.flags,
             _ => return None,
         };
-        flags.into_iter().map(flag).collect()
+        flags.into_iter().map(|f| flag(f.0)).collect()
     }
 
     fn flag(f: Flag) -> Option<FlagDef> {
@@ -422,7 +445,7 @@ mod fast {
                 .rules
                 .unwrap_or_default()
                 .into_iter()
-                .map(rule)
+                .map(|r| rule(r.0))
                 .collect::<Option<_>>()?,
             variants,
             default_variant: f.default_variant.unwrap_or_default(),
@@ -435,7 +458,7 @@ mod fast {
                 .conditions
                 .unwrap_or_default()
                 .into_iter()
-                .map(condition)
+                .map(|c| condition(c.0))
                 .collect::<Option<_>>()?,
             variant: r.variant.unwrap_or_default(),
             priority: r.priority.unwrap_or(0),
@@ -490,6 +513,14 @@ mod fast {
                 r#" [{"key": "k", "enabled": false, "rules": [{"conditions": [{"attribute": "n",
                     "operator": "in", "values": [1, 2.50, -3e2, "x"]}], "priority": -4}]}] "#,
             ];
+            for text in [
+                r#"[["k", true]]"#,
+                r#"[{"key": "k", "enabled": true, "rules": [[]]}]"#,
+                r#"[{"key": "k", "enabled": true, "rules": [{"conditions": [["plan", "eq", ["x"]]]}]}]"#,
+            ] {
+                assert_eq!(parse(text.as_bytes()), None, "{text}");
+                assert!(parse_document_checked(text.as_bytes()).is_err(), "{text}");
+            }
             for text in extras {
                 let checked = parse_document_checked(text.as_bytes()).unwrap();
                 assert_eq!(parse(text.as_bytes()), Some(checked), "{text}");
