@@ -353,9 +353,9 @@ mod fast {
     use std::collections::BTreeMap;
     use std::marker::PhantomData;
 
+    use serde::Deserialize;
     use serde::de::value::MapAccessDeserializer;
     use serde::de::{Deserializer, MapAccess, Visitor};
-    use serde::Deserialize;
     use serde_json::Value;
 
     use super::{ConditionDef, FlagDef, RuleDef};
@@ -420,12 +420,43 @@ mod fast {
     }
 
     pub(super) fn parse(bytes: &[u8]) -> Option<Vec<FlagDef>> {
+        // serde skips unknown fields without checking them as a `Value` is checked: it takes
+        // invalid UTF-8 and lone surrogate escapes there. Such input goes to the checked path,
+        // which rejects it. (Deep nesting there is skipped on purpose; see tests/test_type_errors.py.)
+        if std::str::from_utf8(bytes).is_err() || has_surrogate_escape(bytes) {
+            return None;
+        }
         let flags = match bytes.iter().find(|b| !b.is_ascii_whitespace())? {
             b'[' => serde_json::from_slice::<Vec<Object<Flag>>>(bytes).ok()?,
             b'{' => serde_json::from_slice::<Wrapped>(bytes).ok()?.flags,
             _ => return None,
         };
         flags.into_iter().map(|f| flag(f.0)).collect()
+    }
+
+    /// Whether a string holds a `\u` escape of a surrogate (one pass, skipping to string contents).
+    fn has_surrogate_escape(bytes: &[u8]) -> bool {
+        let mut i = 0;
+        let mut in_string = false;
+        while i < bytes.len() {
+            match bytes[i] {
+                b'"' => in_string = !in_string,
+                b'\\' if in_string => {
+                    i += 1;
+                    let surrogate = bytes.get(i) == Some(&b'u')
+                        && bytes.get(i + 1).is_some_and(|b| b.eq_ignore_ascii_case(&b'd'))
+                        && bytes
+                            .get(i + 2)
+                            .is_some_and(|b| matches!(b, b'8'..=b'9' | b'a'..=b'f' | b'A'..=b'F'));
+                    if surrogate {
+                        return true;
+                    }
+                }
+                _ => {}
+            }
+            i += 1;
+        }
+        false
     }
 
     fn flag(f: Flag) -> Option<FlagDef> {
