@@ -61,6 +61,19 @@ format: install
 bench: build-dev
 	cargo bench --bench evaluate
 	$(PY) benches/bench_python.py
+	$(PY) benches/bench_sync.py
+	$(PY) benches/bench_fastapi.py
+	$(PY) benches/bench_django.py
+
+FUZZ_SECONDS ?= 60
+
+.PHONY: fuzz  ## Fuzz parse+compile+evaluate for FUZZ_SECONDS (libFuzzer on stable Rust; crashes in fuzz/artifacts)
+fuzz:
+	bash fuzz/run.sh $(FUZZ_SECONDS)   # log: fuzz/target/document.log
+
+.PHONY: reliability  ## Fuzz, hostile input, stress, memory and sync start/stop checks: prints the table
+reliability: build-dev fuzz
+	$(PY) benches/reliability.py --fuzz-log fuzz/target/document.log
 
 .PHONY: all  ## format, lint, test
 all: format lint test
