@@ -842,11 +842,11 @@ def test_example_module_app_defaults_to_the_bundled_flags(example: Any) -> None:
     assert Path(state.sync.path) == REPO / "examples" / "flags.json"  # type: ignore[attr-defined]
 
 
-def test_the_docs_quick_start_runs(ferroflag: TestData) -> None:
-    text = (REPO / "docs" / "fastapi.md").read_text()
+def test_the_readme_quick_start_runs(ferroflag: TestData) -> None:
+    text = (REPO / "README.md").read_text().split("## FastAPI\n", 1)[1]
     code = text.split("```python\n", 1)[1].split("```", 1)[0]
-    namespace: dict[str, Any] = {"__name__": "ferroflag_docs_quick_start"}
-    exec(compile(code, "docs/fastapi.md", "exec"), namespace)
+    namespace: dict[str, Any] = {"__name__": "ferroflag_readme_quick_start"}
+    exec(compile(code, "README.md (FastAPI)", "exec"), namespace)
     app = namespace["app"]
     ferroflag.set({"new-checkout": True, "dark-mode": "slate"})
     ferroflag.bind(app)
