@@ -51,6 +51,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.requests import HTTPConnection
 
 from ferroflag import EvalContext, EvalResult, FlagEvaluator, SyncStatus
+from ferroflag._request_flags import RequestFlagsBase
 from ferroflag.testing import bound_evaluator
 
 __all__ = [
@@ -336,18 +337,18 @@ ContextDep = Annotated[EvalContext, Depends(get_context)]
 """The request's `EvalContext`, as a parameter type: `async def handler(ctx: ContextDep)`."""
 
 
-class Flags:
+class Flags(RequestFlagsBase):
     """The flags of one request: one evaluator, one context, and each flag evaluated at most once.
 
     Given by `get_flags` (`FlagsDep`), shared by every dependency of the request that asks for it.
     """
 
-    __slots__ = ("_cache", "_context", "_evaluator")
+    __slots__ = ("_context", "_evaluator")
 
     def __init__(self, evaluator: FlagEvaluator, context: EvalContext) -> None:
+        super().__init__()
         self._evaluator = evaluator
         self._context = context
-        self._cache: dict[str, EvalResult] = {}
 
     @property
     def context(self) -> EvalContext:
@@ -365,19 +366,6 @@ class Flags:
         if result is None:
             result = self._cache[key] = self._evaluator.evaluate(key, self._context)
         return result
-
-    def is_enabled(self, key: str, default: bool = False) -> bool:
-        """Whether the flag is on for this request; `default` when there is no such flag."""
-        result = self.evaluate(key)
-        return default if result.reason == "not_found" else result.enabled
-
-    def variant(self, key: str) -> str:
-        """The variant served to this request, `""` when the flag is off or unknown."""
-        return self.evaluate(key).variant
-
-    def evaluated(self) -> dict[str, EvalResult]:
-        """The flags evaluated so far in this request (a copy), e.g. for logging exposures."""
-        return dict(self._cache)
 
     def __repr__(self) -> str:
         return f"<Flags context={self._context!r} evaluated={sorted(self._cache)!r}>"

@@ -32,6 +32,7 @@ from django.http import HttpRequest, HttpResponseBase
 from django.utils.functional import LazyObject, SimpleLazyObject, empty
 
 from ferroflag import EvalContext, EvalResult, FlagEvaluator
+from ferroflag._request_flags import RequestFlagsBase
 from ferroflag.django import _aprepared, _Loaded, _prepared, get_evaluator
 
 __all__ = [
@@ -44,7 +45,7 @@ __all__ = [
 ]
 
 
-class RequestFlags:
+class RequestFlags(RequestFlagsBase):
     """The flags of one request: `request.flags`.
 
     Nothing is evaluated (and the evaluator is not even looked up) until a method is called; each
@@ -55,12 +56,12 @@ class RequestFlags:
     directly, as `RequestFlags(context)`, it uses the context it is given.
     """
 
-    __slots__ = ("_cache", "_context", "_evaluator", "_loaded", "_request")
+    __slots__ = ("_context", "_evaluator", "_loaded", "_request")
 
     def __init__(self, context: EvalContext, evaluator: FlagEvaluator | None = None) -> None:
+        super().__init__()
         self._context: EvalContext | None = context
         self._evaluator = evaluator
-        self._cache: dict[str, EvalResult] = {}
         self._request: HttpRequest | None = None
         self._loaded: _Loaded | None = None
 
@@ -134,23 +135,6 @@ class RequestFlags:
             evaluator = self._evaluator = get_evaluator()
         result = self._cache[key] = evaluator.evaluate(key, context)
         return result
-
-    def is_enabled(self, key: str, default: bool = False) -> bool:
-        """Whether `key` is on for this request; `default` when there is no such flag."""
-        result = self.evaluate(key)
-        return default if result.reason == "not_found" else result.enabled
-
-    def variant(self, key: str) -> str:
-        """The variant of `key` for this request, `""` when it is off or unknown."""
-        return self.evaluate(key).variant
-
-    def evaluated(self) -> dict[str, EvalResult]:
-        """The flags this request has asked about so far, with their answers (e.g. for exposure logs)."""
-        return dict(self._cache)
-
-    def __contains__(self, key: object) -> bool:
-        """`"key" in request.flags` is `is_enabled("key")`."""
-        return isinstance(key, str) and self.is_enabled(key)
 
     def __repr__(self) -> str:  # never builds the context
         who = "(context not loaded)" if self._context is None else repr(self._context)
