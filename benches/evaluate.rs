@@ -2,8 +2,12 @@
 //!
 //! - `eval/*`: one evaluation read from the current snapshot, including the snapshot load, the way the
 //!   bindings do it (`store.load().is_enabled(..)` / `.evaluate(..)`): a rule hit (no hashing), a rollout
-//!   (one SHA-256), a weighted variant pick, a missing flag. `eval/sha256_floor` is one SHA-256 of a
-//!   bucketing input of the same length, the physical floor of `eval/rollout`.
+//!   (one SHA-256), a weighted variant pick, a missing flag, a rule's own rollout, and reading a scalar
+//!   value (`get_value`). `eval/sha256_floor` is one SHA-256 of a bucketing input of the same length, the
+//!   physical floor of `eval/rollout`.
+//! - `segment/*`: the same two conditions through an `in_segment` condition and written inline.
+//! - `prerequisite/*`: a flag with one prerequisite beside that prerequisite evaluated alone.
+//! - `large_list/*`: `in` over 10,000 values, inline and through `in_segment`.
 //! - `evaluate_all/10_flags`: every flag of a ten-flag document for one context.
 //! - `publish/json_10k_flags`: what `update_json` does with a 10,000-flag document (parse, validate,
 //!   compile, swap, free the snapshot it replaced), then those parts one by one.
@@ -24,6 +28,7 @@ use std::time::{Duration, Instant};
 
 use criterion::{BatchSize, Criterion, Throughput, criterion_group};
 use ferroflag::{EvalContext, FlagSet, SnapshotStore};
+use serde_json::Value;
 use sha2::{Digest, Sha256};
 
 /// The flag of workload W1: one rule (`plan in [enterprise]`) and a 50 % rollout.
@@ -33,6 +38,34 @@ const W1_FLAG: &str = r#"{"key": "new-checkout", "enabled": true, "percentage": 
 /// A weighted three-way split served to everyone (step 5 + step 6: one variant hash).
 const VARIANT_FLAG: &str = r#"{"key": "checkout-copy", "enabled": true,
   "variants": {"control": 34, "short": 33, "long": 33}}"#;
+
+/// A rule that applies to half of the contexts it matches (docs/spec.md §1 rule `percentage`).
+const RULE_ROLLOUT_FLAG: &str = r#"{"key": "rule-rollout", "enabled": true,
+  "rules": [{"conditions": [{"attribute": "plan", "operator": "eq", "values": ["free"]}], "variant": "on",
+             "percentage": 50}]}"#;
+
+/// A flag whose answers carry scalar values (docs/spec.md §2.2): what `get_value` reads.
+const VALUE_FLAG: &str = r#"{"key": "checkout-limit", "enabled": true, "default_variant": "small",
+  "off_variant": "none", "values": {"none": 5, "small": 10, "large": 50},
+  "rules": [{"conditions": [{"attribute": "plan", "operator": "eq", "values": ["enterprise"]}], "variant": "large"}],
+  "percentage": 100}"#;
+
+/// Two conditions through a segment and the same two inline; every bench context matches both.
+const SEGMENT_DOCUMENT: &str = r#"{"format": 2,
+  "segments": [{"key": "org-free", "rules": [{"conditions": [
+    {"attribute": "email", "operator": "ends_with", "values": ["@example.org"]},
+    {"attribute": "plan", "operator": "in", "values": ["free", "pro"]}]}]}],
+  "flags": [
+    {"key": "through-segment", "enabled": true,
+     "rules": [{"conditions": [{"operator": "in_segment", "values": ["org-free"]}], "variant": "on"}]},
+    {"key": "inline", "enabled": true, "rules": [{"conditions": [
+      {"attribute": "email", "operator": "ends_with", "values": ["@example.org"]},
+      {"attribute": "plan", "operator": "in", "values": ["free", "pro"]}], "variant": "on"}]}]}"#;
+
+/// A 50 % rollout, and a flag that needs it (and then serves everyone).
+const PREREQUISITE_DOCUMENT: &str = r#"{"format": 2, "flags": [
+  {"key": "base", "enabled": true, "percentage": 50},
+  {"key": "dependent", "enabled": true, "percentage": 100, "prerequisites": [{"key": "base"}]}]}"#;
 
 /// Ten flags mixing rules, rollouts and variants, as one web request would see them.
 const TEN_FLAGS: &str = r#"[
@@ -54,6 +87,23 @@ const TEN_FLAGS: &str = r#"[
   {"key": "legacy-export", "enabled": false, "percentage": 50},
   {"key": "kill-switch", "enabled": true}
 ]"#;
+
+/// `user_id in [user-0 .. user-9999]`, inline and through a segment.
+fn large_list_document() -> String {
+    let ids: Vec<String> = (0..10_000).map(|i| format!("\"user-{i}\"")).collect();
+    let condition = format!(
+        r#"{{"attribute": "user_id", "operator": "in", "values": [{}]}}"#,
+        ids.join(", ")
+    );
+    format!(
+        r#"{{"format": 2,
+  "segments": [{{"key": "listed", "rules": [{{"conditions": [{condition}]}}]}}],
+  "flags": [
+    {{"key": "in-10k", "enabled": true, "rules": [{{"conditions": [{condition}], "variant": "on"}}]}},
+    {{"key": "in-segment-10k", "enabled": true,
+     "rules": [{{"conditions": [{{"operator": "in_segment", "values": ["listed"]}}], "variant": "on"}}]}}]}}"#
+    )
+}
 
 fn store_with(document: &str) -> SnapshotStore {
     let store = SnapshotStore::new();
@@ -174,7 +224,9 @@ pub fn large_document(n: usize) -> String {
 }
 
 fn eval(c: &mut Criterion) {
-    let store = store_with(&format!("[{W1_FLAG}, {VARIANT_FLAG}]"));
+    let store = store_with(&format!(
+        "[{W1_FLAG}, {VARIANT_FLAG}, {RULE_ROLLOUT_FLAG}, {VALUE_FLAG}]"
+    ));
     let free = contexts(1024, "free");
     let enterprise = contexts(1024, "enterprise");
     let mut group = c.benchmark_group("eval");
@@ -223,6 +275,36 @@ fn eval(c: &mut Criterion) {
     group.bench_function("not_found", |b| {
         b.iter(|| store.load().is_enabled(black_box("no-such-flag"), &free[0]));
     });
+    assert_eq!(
+        store.load().evaluate("checkout-limit", &free[0]).value(),
+        Some(&Value::from(10))
+    );
+    let ruled = free
+        .iter()
+        .filter(|ctx| store.load().is_enabled("rule-rollout", ctx) == Some(true))
+        .count();
+    assert!((300..700).contains(&ruled), "{ruled} of 1024 in the rule rollout");
+    // A rule that matches and then applies to half of its contexts: one SHA-256 after the condition.
+    group.bench_function("rule_rollout", |b| {
+        let mut i = 0;
+        b.iter(|| {
+            i = (i + 1) & 1023;
+            store.load().is_enabled(black_box("rule-rollout"), &free[i])
+        });
+    });
+    // `get_value`: the answer's value, read as a number (the value is shared with the snapshot).
+    group.bench_function("get_scalar_value", |b| {
+        let mut i = 0;
+        b.iter(|| {
+            i = (i + 1) & 1023;
+            store
+                .load()
+                .evaluate(black_box("checkout-limit"), &free[i])
+                .value()
+                .and_then(Value::as_i64)
+                .unwrap_or(5)
+        });
+    });
     group.finish();
 
     let ten = store_with(TEN_FLAGS);
@@ -241,9 +323,79 @@ fn eval(c: &mut Criterion) {
     group.finish();
 }
 
+/// Segments, prerequisites and long value lists: what each indirection costs beside its plain form.
+fn indirection(c: &mut Criterion) {
+    let free = contexts(1024, "free");
+    // The same conditions through a segment and inline: what the indirection costs.
+    let segments = store_with(SEGMENT_DOCUMENT);
+    for key in ["through-segment", "inline"] {
+        assert_eq!(
+            segments.load().evaluate(key, &free[0]).reason.as_str(),
+            "rule_match",
+            "{key}"
+        );
+    }
+    let mut group = c.benchmark_group("segment");
+    group.warm_up_time(Duration::from_millis(500));
+    group.measurement_time(Duration::from_secs(2));
+    for (name, key) in [("through_segment", "through-segment"), ("inline", "inline")] {
+        group.bench_function(name, |b| {
+            let mut i = 0;
+            b.iter(|| {
+                i = (i + 1) & 1023;
+                segments.load().is_enabled(black_box(key), &free[i])
+            });
+        });
+    }
+    group.finish();
+
+    // A flag with one prerequisite beside the prerequisite alone: what checking it adds.
+    let prerequisites = store_with(PREREQUISITE_DOCUMENT);
+    let failed = free
+        .iter()
+        .filter(|ctx| prerequisites.load().evaluate("dependent", ctx).reason.as_str() == "prerequisite_failed")
+        .count();
+    assert!((300..700).contains(&failed), "{failed} of 1024 fail the prerequisite");
+    let mut group = c.benchmark_group("prerequisite");
+    group.warm_up_time(Duration::from_millis(500));
+    group.measurement_time(Duration::from_secs(2));
+    for (name, key) in [("flag_with_one", "dependent"), ("prerequisite_alone", "base")] {
+        group.bench_function(name, |b| {
+            let mut i = 0;
+            b.iter(|| {
+                i = (i + 1) & 1023;
+                prerequisites.load().evaluate(black_box(key), &free[i])
+            });
+        });
+    }
+    group.finish();
+
+    // `in` over 10,000 values (a hash-set lookup), inline and through `in_segment`; every context is listed.
+    let large = store_with(&large_list_document());
+    for key in ["in-10k", "in-segment-10k"] {
+        assert!(
+            free.iter().all(|ctx| large.load().is_enabled(key, ctx) == Some(true)),
+            "{key}"
+        );
+    }
+    let mut group = c.benchmark_group("large_list");
+    group.warm_up_time(Duration::from_millis(500));
+    group.measurement_time(Duration::from_secs(2));
+    for (name, key) in [("in_10k", "in-10k"), ("in_segment_10k", "in-segment-10k")] {
+        group.bench_function(name, |b| {
+            let mut i = 0;
+            b.iter(|| {
+                i = (i + 1) & 1023;
+                large.load().is_enabled(black_box(key), &free[i])
+            });
+        });
+    }
+    group.finish();
+}
+
 fn publish(c: &mut Criterion) {
     let document = large_document(10_000);
-    let defs = ferroflag::config::parse_document(document.as_bytes()).expect("document loads");
+    let parsed = ferroflag::document::parse(document.as_bytes()).expect("document loads");
     let store = SnapshotStore::new();
     let mut group = c.benchmark_group("publish");
     group.sample_size(10);
@@ -256,13 +408,13 @@ fn publish(c: &mut Criterion) {
     });
     // Its parts, to show where the time goes.
     group.bench_function("json_10k_flags/parse", |b| {
-        b.iter(|| ferroflag::config::parse_document(document.as_bytes()).expect("document loads"));
+        b.iter(|| ferroflag::document::parse(document.as_bytes()).expect("document loads"));
     });
     group.bench_function("json_10k_flags/compile", |b| {
-        b.iter_batched(|| defs.clone(), FlagSet::compile, BatchSize::PerIteration);
+        b.iter_batched(|| parsed.clone(), FlagSet::compile, BatchSize::PerIteration);
     });
     group.bench_function("json_10k_flags/free", |b| {
-        b.iter_batched(|| FlagSet::compile(defs.clone()), drop, BatchSize::PerIteration);
+        b.iter_batched(|| FlagSet::compile(parsed.clone()), drop, BatchSize::PerIteration);
     });
     group.finish();
 }
@@ -467,7 +619,7 @@ fn reader_latency_report(n: usize) {
 criterion_group! {
     name = benches;
     config = Criterion::default().sample_size(50).nresamples(20_000);
-    targets = eval, publish, readers
+    targets = eval, indirection, publish, readers
 }
 
 fn main() {

@@ -1,89 +1,194 @@
-//! Turns validated flag definitions into the immutable form evaluation reads (STYLE R8): rules
-//! sorted once, operators resolved, patterns compiled, hash states seeded with the flag key.
+//! Turns a `Document` into the immutable form evaluation reads (STYLE R8): rules sorted once,
+//! operators resolved, patterns compiled, segments resolved into their conditions, the
+//! prerequisite graph checked, hash states seeded with the flag key, and every load warning of
+//! docs/spec.md §6 found here once.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 
 use indexmap::IndexMap;
 use rustc_hash::FxBuildHasher;
+use serde_json::Value;
 
-use crate::bucket::{self, Seed};
-use crate::config::FlagDef;
-use crate::error::{Location, Warning};
-use crate::matcher::{Matcher, MatcherProblem};
+use crate::context::Attribute;
+use crate::document::{Document, FlagDef, Metadata, Parsed, RuleDef, SegmentDef};
+use crate::error::{ItemKind, Location, Warning, quote};
+use crate::eval::bucket::{self, Seed};
+use crate::eval::matcher::{Matcher, MatcherProblem, Segment, SegmentLookup, SegmentRef};
+
+/// Prerequisite chains longer than this are refused (docs/spec.md §6): evaluation recurses once
+/// per level, and a bound keeps that recursion small whatever the document.
+pub const MAX_PREREQUISITE_DEPTH: usize = 32;
 
 /// Every flag of one document, ready to evaluate, with the warnings its loading produced.
 #[derive(Debug, Default)]
 pub struct FlagSet {
     pub(crate) flags: IndexMap<Arc<str>, CompiledFlag, FxBuildHasher>,
     pub(crate) warnings: Vec<Warning>,
+    pub(crate) format: u64,
+    pub(crate) segments: Vec<SegmentDef>,
+    pub(crate) metadata: Metadata,
+}
+
+/// A variant as an answer carries it: its name and its value (docs/spec.md §2.2).
+#[derive(Debug, Clone)]
+pub(crate) struct Served {
+    pub(crate) variant: Arc<str>,
+    pub(crate) value: Option<Arc<Value>>,
+}
+
+/// A weighted split between variants (docs/spec.md §2.1).
+#[derive(Debug)]
+pub(crate) struct Split {
+    /// Sorted by name, the order the pick walks.
+    pub(crate) served: Box<[Served]>,
+    pub(crate) weights: Box<[f64]>,
+    pub(crate) total: f64,
+    /// Per variant, the hashes below this land at or before it: `running_sum > x` as an integer
+    /// comparison (see [`bucket::threshold`]).
+    pub(crate) thresholds: Box<[u64]>,
+    /// The last variant with a positive weight: the pick when the scaled hash equals the total.
+    pub(crate) last_positive: usize,
 }
 
 #[derive(Debug)]
-pub(crate) struct CompiledFlag {
-    pub(crate) key: Arc<str>,
-    /// Position in the document's flag list, for messages.
-    pub(crate) index: usize,
-    pub(crate) enabled: bool,
-    /// `Some(p)` only for a real rollout, `0 < p < 100`.
-    pub(crate) rollout: Option<f64>,
-    /// For a rollout, the hashes below this are in it: `bucket < percentage` as an integer comparison
-    /// (see [`bucket::threshold`]).
-    pub(crate) rollout_threshold: u64,
-    pub(crate) rules: Box<[CompiledRule]>,
-    pub(crate) variants: Variants,
-    pub(crate) rollout_seed: Seed,
-    /// The flag definition this was compiled from, for `FlagEvaluator.get_config()`-style reads.
-    pub(crate) def: FlagDef,
+pub(crate) enum Outcome {
+    Fixed(Served),
+    Split(Split),
+}
+
+/// Which share of the contexts a rollout admits.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum Admit {
+    Never,
+    Always,
+    /// `0 < percentage < 100`: hashes below `threshold`, and never an empty bucketing value.
+    Below {
+        threshold: u64,
+        percentage: f64,
+    },
+}
+
+impl Admit {
+    fn new(percentage: f64) -> Self {
+        if percentage <= 0.0 {
+            Self::Never
+        } else if percentage >= 100.0 {
+            Self::Always
+        } else {
+            Self::Below {
+                threshold: bucket::threshold(percentage, 100.0),
+                percentage,
+            }
+        }
+    }
 }
 
 #[derive(Debug)]
 pub(crate) struct CompiledRule {
-    /// Position in the flag's `rules` list, which is sorted by priority here.
+    /// Position in the flag's `rules` list as written; the list here is sorted by priority.
     pub(crate) index: usize,
     pub(crate) conditions: Box<[Matcher]>,
-    pub(crate) variant: Arc<str>,
+    pub(crate) admit: Admit,
+    pub(crate) outcome: Outcome,
+}
+
+/// Step 5 of docs/spec.md §2: what the contexts no rule took get.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum Fallthrough {
+    Rollout { threshold: u64, percentage: f64 },
+    NoMatch,
+    Default,
 }
 
 #[derive(Debug)]
-pub(crate) enum Variants {
-    /// No weighted split: every enabled answer carries `default_variant`.
-    Fixed(Arc<str>),
-    Weighted {
-        /// Sorted by name, with running sums of the weights in that order.
-        names: Box<[Arc<str>]>,
-        running: Box<[f64]>,
-        /// Per variant, the hashes below this land at or before it: `running[i] > x` as an integer
-        /// comparison (see [`bucket::threshold`]).
-        thresholds: Box<[u64]>,
-        /// Index of the last variant with a positive weight: the pick when the scaled hash equals the total.
-        last_positive: usize,
-        seed: Box<Seed>,
-    },
+pub(crate) struct Prerequisite {
+    /// Position of the prerequisite flag in the set; `None` when no flag has that key.
+    pub(crate) flag: Option<usize>,
+    pub(crate) variants: Box<[Box<str>]>,
+}
+
+#[derive(Debug)]
+// `repr(C)` keeps the fields `is_enabled` reads first and together (enabled, the prerequisite
+// test, the fallthrough, the bucketing attribute, the rules, the rollout seed): a rollout check
+// then touches the fewest cache lines. The rest is read by `evaluate` and `explain`.
+#[repr(C)]
+pub(crate) struct CompiledFlag {
+    pub(crate) enabled: bool,
+    /// On a prerequisite cycle or too deep a chain, or with prerequisites to check.
+    pub(crate) has_prerequisites: bool,
+    /// On a prerequisite cycle or too deep a chain: answers `prerequisite_failed` once enabled.
+    pub(crate) prerequisites_broken: bool,
+    pub(crate) fallthrough: Fallthrough,
+    pub(crate) bucket_by: Attribute,
+    pub(crate) rules: Box<[CompiledRule]>,
+    pub(crate) rollout_seed: Seed,
+    pub(crate) prerequisites: Box<[Prerequisite]>,
+    pub(crate) outcome: Outcome,
+    pub(crate) default: Served,
+    pub(crate) off: Served,
+    pub(crate) variant_seed: Box<Seed>,
+    /// The definition this was compiled from, for `get_config()` and round trips.
+    pub(crate) def: Box<FlagDef>,
 }
 
 impl FlagSet {
-    /// Compiles a document's flags. A later duplicate key replaces the earlier flag (SPEC §1).
+    /// Compiles a parsed document; its parse warnings come first among the set's warnings.
     #[must_use]
-    pub fn compile(defs: Vec<FlagDef>) -> Self {
-        let mut set = Self {
-            flags: IndexMap::with_capacity_and_hasher(defs.len(), FxBuildHasher),
-            warnings: Vec::new(),
-        };
-        for (index, def) in defs.into_iter().enumerate() {
-            let flag = compile_flag(def, index, &mut set.warnings);
-            if let Some(previous) = set.flags.get(&flag.key).map(|f| f.index) {
-                set.warnings.push(Warning {
-                    location: Location {
-                        index: Some(index),
-                        flag: Some(flag.key.to_string()),
-                        path: "key".into(),
-                    },
-                    message: format!("duplicate key: replaces the flag at index {previous}"),
-                });
+    pub fn compile(parsed: impl Into<Parsed>) -> Self {
+        let Parsed { document, warnings } = parsed.into();
+        let Document {
+            format,
+            flags,
+            segments,
+            metadata,
+        } = document;
+        let mut warnings = Warnings(warnings);
+        let compiled_segments = compile_segments(&segments, &mut warnings);
+
+        // A later duplicate key replaces the earlier flag and keeps its place (docs/spec.md §1):
+        // `positions` maps each key to its slot in `entries`, which is the final flag order.
+        let mut positions: Positions = IndexMap::with_capacity_and_hasher(flags.len(), FxBuildHasher);
+        let mut entries: Vec<(usize, FlagDef)> = Vec::with_capacity(flags.len());
+        let mut replaced = Vec::new();
+        for (index, def) in flags.into_iter().enumerate() {
+            let key: Arc<str> = def.key.as_str().into();
+            if let Some(&slot) = positions.get(&key) {
+                warnings.push(
+                    Location::item(ItemKind::Flag, index, Some(&def.key), "key"),
+                    format!("duplicate key: replaces the flag at index {}", entries[slot].0),
+                );
+                replaced.push(std::mem::replace(&mut entries[slot], (index, def)));
+            } else {
+                positions.insert(key, entries.len());
+                entries.push((index, def));
             }
-            set.flags.insert(Arc::clone(&flag.key), flag);
         }
-        set
+        // A replaced flag is still checked, so its problems are reported where it was written.
+        for (index, def) in replaced {
+            drop(compile_flag(
+                def,
+                index,
+                false,
+                &positions,
+                &compiled_segments,
+                &mut warnings,
+            ));
+        }
+
+        let broken = check_prerequisites(&positions, &entries, &mut warnings);
+        let mut flags = IndexMap::with_capacity_and_hasher(entries.len(), FxBuildHasher);
+        for ((key, _), ((index, def), broken)) in positions.iter().zip(entries.into_iter().zip(broken)) {
+            let flag = compile_flag(def, index, broken, &positions, &compiled_segments, &mut warnings);
+            flags.insert(Arc::clone(key), flag);
+        }
+        Self {
+            flags,
+            warnings: warnings.0,
+            format,
+            segments,
+            metadata,
+        }
     }
 
     #[must_use]
@@ -115,126 +220,584 @@ impl FlagSet {
     /// The definition a flag was loaded from.
     #[must_use]
     pub fn definition(&self, key: &str) -> Option<&FlagDef> {
-        self.flags.get(key).map(|f| &f.def)
+        self.flags.get(key).map(|f| &*f.def)
     }
 
     /// All definitions, in document order.
     #[must_use]
     pub fn definitions(&self) -> impl ExactSizeIterator<Item = &FlagDef> {
-        self.flags.values().map(|f| &f.def)
+        self.flags.values().map(|f| &*f.def)
+    }
+
+    #[must_use]
+    pub fn segments(&self) -> &[SegmentDef] {
+        &self.segments
+    }
+
+    #[must_use]
+    pub fn metadata(&self) -> &Metadata {
+        &self.metadata
+    }
+
+    /// The document this set holds (duplicates resolved), for round trips and re-serving.
+    #[must_use]
+    pub fn document(&self) -> Document {
+        Document {
+            format: self.format,
+            flags: self.definitions().cloned().collect(),
+            segments: self.segments.clone(),
+            metadata: self.metadata.clone(),
+        }
     }
 }
 
-fn compile_flag(def: FlagDef, index: usize, warnings: &mut Vec<Warning>) -> CompiledFlag {
-    let key: Arc<str> = def.key.as_str().into();
-    let mut warn = |path: String, message: String| {
-        warnings.push(Warning {
-            location: Location {
-                index: Some(index),
-                flag: Some(def.key.clone()),
-                path,
-            },
-            message,
+/// Flag keys to their position in the final flag order.
+type Positions = IndexMap<Arc<str>, usize, FxBuildHasher>;
+
+/// Load warnings in the order they are found.
+struct Warnings(Vec<Warning>);
+
+impl Warnings {
+    fn push(&mut self, location: Location, message: impl Into<String>) {
+        self.0.push(Warning {
+            location,
+            message: message.into(),
         });
-    };
-
-    if !(0.0..=100.0).contains(&def.percentage) {
-        warn(
-            "percentage".into(),
-            format!("{} is outside [0, 100]; the flag serves everyone", def.percentage),
-        );
     }
-    let rollout = (def.percentage > 0.0 && def.percentage < 100.0).then_some(def.percentage);
+}
 
-    let mut order: Vec<usize> = (0..def.rules.len()).collect();
-    // Stable: equal priorities keep document order (SPEC §1).
-    order.sort_by_key(|&i| std::cmp::Reverse(def.rules[i].priority));
-    let rules = order
+/// Compiles a list of conditions, warning about each that can never match.
+fn compile_conditions(
+    conditions: &[crate::document::ConditionDef],
+    lookup: &dyn SegmentLookup,
+    at: &dyn Fn(&str) -> Location,
+    base: &dyn Fn() -> String,
+    warnings: &mut Warnings,
+) -> Box<[Matcher]> {
+    conditions
+        .iter()
+        .enumerate()
+        .map(|(k, c)| {
+            let (matcher, problem, unknown_segments) = Matcher::compile(c, lookup);
+            if problem.is_none() && unknown_segments.is_empty() {
+                return matcher;
+            }
+            // Paths are built only for warnings: most documents have none, and compiling stays cheap.
+            let path = format!("{}.conditions[{k}]", base());
+            match problem {
+                Some(MatcherProblem::UnknownOperator(op)) => warnings.push(
+                    at(&format!("{path}.operator")),
+                    format!("unknown operator {}; the condition never matches", quote(&op)),
+                ),
+                Some(MatcherProblem::BadPattern(e)) => warnings.push(
+                    at(&format!("{path}.values[0]")),
+                    format!("pattern does not compile ({e}); the condition never matches"),
+                ),
+                Some(MatcherProblem::BadInstant) if c.values.is_empty() => warnings.push(
+                    at(&format!("{path}.values")),
+                    "needs an instant to compare with; the condition never matches",
+                ),
+                Some(MatcherProblem::BadInstant) => warnings.push(
+                    at(&format!("{path}.values[0]")),
+                    format!(
+                        "{} is not an RFC 3339 date-time with an offset or a number of seconds; the condition never matches",
+                        quote(&c.values[0])
+                    ),
+                ),
+                None => {}
+            }
+            for m in unknown_segments {
+                warnings.push(
+                    at(&format!("{path}.values[{m}]")),
+                    format!("unknown segment {}; no context is in it", quote(&c.values[m])),
+                );
+            }
+            matcher
+        })
+        .collect()
+}
+
+/// Segment keys a condition list refers to.
+fn segment_references<'a>(
+    conditions: impl IntoIterator<Item = &'a crate::document::ConditionDef>,
+) -> impl Iterator<Item = &'a str> {
+    conditions
         .into_iter()
-        .map(|i| {
-            let rule = &def.rules[i];
-            let conditions = rule
-                .conditions
+        .filter(|c| matches!(c.operator.as_str(), "in_segment" | "not_in_segment"))
+        .flat_map(|c| c.values.iter().map(String::as_str))
+}
+
+/// Compiled segments by key; `None` marks a segment on a cycle.
+type SegmentTable = HashMap<String, Option<Arc<Segment>>>;
+
+struct Lookup<'a>(&'a SegmentTable);
+
+impl SegmentLookup for Lookup<'_> {
+    fn segment(&self, key: &str) -> SegmentRef {
+        match self.0.get(key) {
+            None => SegmentRef::Unknown,
+            Some(None) => SegmentRef::Cyclic,
+            Some(Some(segment)) => SegmentRef::Usable(Arc::clone(segment)),
+        }
+    }
+}
+
+fn compile_segments(segments: &[SegmentDef], warnings: &mut Warnings) -> SegmentTable {
+    // The last definition of each key wins, as for flags.
+    let mut latest: IndexMap<&str, usize> = IndexMap::new();
+    for (i, segment) in segments.iter().enumerate() {
+        if let Some(previous) = latest.insert(&segment.key, i) {
+            warnings.push(
+                Location::item(ItemKind::Segment, i, Some(&segment.key), "key"),
+                format!("duplicate key: replaces the segment at index {previous}"),
+            );
+        }
+    }
+    let edges: Vec<Vec<usize>> = latest
+        .values()
+        .map(|&i| {
+            segment_references(segments[i].rules.iter().flatten())
+                .filter_map(|key| latest.get_index_of(key))
+                .collect()
+        })
+        .collect();
+    let graph = Graph::analyse(&edges);
+    let mut table = SegmentTable::with_capacity(latest.len());
+    for (node, &i) in latest.values().enumerate() {
+        if graph.cyclic[node] {
+            warnings.push(
+                Location::item(ItemKind::Segment, i, Some(&segments[i].key), ""),
+                "on a segment cycle; conditions naming it are false",
+            );
+            table.insert(segments[i].key.clone(), None);
+        }
+    }
+    // Dependencies first, so each segment's conditions can hold the segments they name.
+    for &node in &graph.order {
+        if graph.cyclic[node] {
+            continue;
+        }
+        let i = latest[node];
+        let def = &segments[i];
+        let at = |path: &str| Location::item(ItemKind::Segment, i, Some(&def.key), path);
+        let rules = def
+            .rules
+            .iter()
+            .enumerate()
+            .map(|(r, conditions)| {
+                compile_conditions(conditions, &Lookup(&table), &at, &|| format!("rules[{r}]"), warnings)
+            })
+            .collect();
+        let segment = Segment {
+            key: def.key.as_str().into(),
+            rules,
+        };
+        table.insert(def.key.clone(), Some(Arc::new(segment)));
+    }
+    // A segment no condition will read — replaced by a later duplicate, or on a cycle — is still
+    // checked, so its problems are reported where they were written (as for replaced flags).
+    for (i, def) in segments.iter().enumerate() {
+        let live = latest.get(def.key.as_str()) == Some(&i);
+        let cyclic = latest
+            .get_index_of(def.key.as_str())
+            .is_some_and(|node| graph.cyclic[node]);
+        if live && !cyclic {
+            continue;
+        }
+        let at = |path: &str| Location::item(ItemKind::Segment, i, Some(&def.key), path);
+        for (r, conditions) in def.rules.iter().enumerate() {
+            drop(compile_conditions(
+                conditions,
+                &Lookup(&table),
+                &at,
+                &|| format!("rules[{r}]"),
+                warnings,
+            ));
+        }
+    }
+    table
+}
+
+/// Marks the flags whose prerequisites can never be checked: on a cycle, or too deep a chain.
+fn check_prerequisites(positions: &Positions, entries: &[(usize, FlagDef)], warnings: &mut Warnings) -> Vec<bool> {
+    let edges: Vec<Vec<usize>> = entries
+        .iter()
+        .map(|(index, def)| {
+            def.prerequisites
                 .iter()
                 .enumerate()
-                .map(|(j, c)| {
-                    let (matcher, problem) = Matcher::compile(&c.attribute, &c.operator, &c.values);
-                    match problem {
-                        Some(MatcherProblem::UnknownOperator(op)) => warn(
-                            format!("rules[{i}].conditions[{j}].operator"),
-                            format!("unknown operator {op:?}; the condition never matches"),
-                        ),
-                        Some(MatcherProblem::BadPattern(e)) => warn(
-                            format!("rules[{i}].conditions[{j}].values[0]"),
-                            format!("pattern does not compile ({e}); the condition never matches"),
-                        ),
-                        None => {}
+                .filter_map(|(j, p)| {
+                    let found = positions.get(p.key.as_str()).copied();
+                    if found.is_none() {
+                        warnings.push(
+                            Location::item(
+                                ItemKind::Flag,
+                                *index,
+                                Some(&def.key),
+                                format!("prerequisites[{j}].key"),
+                            ),
+                            format!(
+                                "no flag {} in the document; the prerequisite always fails",
+                                quote(&p.key)
+                            ),
+                        );
                     }
-                    matcher
+                    found
                 })
-                .collect();
+                .collect()
+        })
+        .collect();
+    let graph = Graph::analyse(&edges);
+    let mut depth = vec![0usize; edges.len()];
+    let mut broken = graph.cyclic.clone();
+    // `order` lists dependencies before dependents, so each depth reads finished ones.
+    for &node in &graph.order {
+        if broken[node] || edges[node].is_empty() {
+            continue;
+        }
+        // A cyclic prerequisite answers at once; any other counts with its whole chain.
+        depth[node] = 1 + edges[node]
+            .iter()
+            .map(|&d| if graph.cyclic[d] { 0 } else { depth[d] })
+            .max()
+            .unwrap_or(0);
+        if depth[node] > MAX_PREREQUISITE_DEPTH {
+            broken[node] = true;
+        }
+    }
+    for (node, (index, def)) in entries.iter().enumerate() {
+        if graph.cyclic[node] {
+            warnings.push(
+                Location::item(ItemKind::Flag, *index, Some(&def.key), "prerequisites"),
+                "on a prerequisite cycle; the flag answers prerequisite_failed",
+            );
+        } else if broken[node] {
+            warnings.push(
+                Location::item(ItemKind::Flag, *index, Some(&def.key), "prerequisites"),
+                format!(
+                    "prerequisite chain deeper than {MAX_PREREQUISITE_DEPTH} flags; the flag answers prerequisite_failed"
+                ),
+            );
+        }
+    }
+    broken
+}
+
+/// Strongly connected components of a dependency graph (Tarjan's algorithm, without recursion so
+/// that a chain of 100,000 nodes cannot overflow the stack).
+struct Graph {
+    /// Nodes on a cycle (a component of two or more, or a node that depends on itself).
+    cyclic: Vec<bool>,
+    /// Every node, each after all the nodes it depends on (cycles aside).
+    order: Vec<usize>,
+}
+
+impl Graph {
+    fn analyse(edges: &[Vec<usize>]) -> Self {
+        const UNSEEN: usize = usize::MAX;
+        let n = edges.len();
+        let mut index = vec![UNSEEN; n];
+        let mut low = vec![0; n];
+        let mut on_stack = vec![false; n];
+        let mut stack = Vec::new();
+        let mut cyclic = vec![false; n];
+        let mut order = Vec::with_capacity(n);
+        let mut next = 0;
+        for root in 0..n {
+            if index[root] != UNSEEN {
+                continue;
+            }
+            // (node, position in its edge list)
+            let mut work = vec![(root, 0usize)];
+            index[root] = next;
+            low[root] = next;
+            next += 1;
+            stack.push(root);
+            on_stack[root] = true;
+            while let Some(&mut (node, ref mut edge)) = work.last_mut() {
+                if let Some(&to) = edges[node].get(*edge) {
+                    *edge += 1;
+                    if index[to] == UNSEEN {
+                        index[to] = next;
+                        low[to] = next;
+                        next += 1;
+                        stack.push(to);
+                        on_stack[to] = true;
+                        work.push((to, 0));
+                    } else if on_stack[to] {
+                        low[node] = low[node].min(index[to]);
+                    }
+                    continue;
+                }
+                work.pop();
+                if let Some(&(parent, _)) = work.last() {
+                    low[parent] = low[parent].min(low[node]);
+                }
+                if low[node] == index[node] {
+                    let mut component = Vec::new();
+                    while let Some(member) = stack.pop() {
+                        on_stack[member] = false;
+                        component.push(member);
+                        if member == node {
+                            break;
+                        }
+                    }
+                    let on_cycle = component.len() > 1 || edges[node].contains(&node);
+                    for &member in &component {
+                        cyclic[member] = on_cycle;
+                    }
+                    order.extend(component);
+                }
+            }
+        }
+        Self { cyclic, order }
+    }
+}
+
+/// Builds the `Served` of each variant name once per flag (a flag names few: a list is enough).
+struct ServedCache<'a> {
+    values: &'a serde_json::Map<String, Value>,
+    made: Vec<Served>,
+}
+
+impl ServedCache<'_> {
+    fn get(&mut self, variant: &str) -> Served {
+        if let Some(served) = self.made.iter().find(|s| &*s.variant == variant) {
+            return served.clone();
+        }
+        let served = Served {
+            variant: variant.into(),
+            value: self.values.get(variant).map(|v| Arc::new(v.clone())),
+        };
+        self.made.push(served.clone());
+        served
+    }
+}
+
+fn clamp(
+    percentage: f64,
+    path: impl FnOnce() -> String,
+    at: &dyn Fn(&str) -> Location,
+    warnings: &mut Warnings,
+) -> f64 {
+    if (0.0..=100.0).contains(&percentage) {
+        return percentage;
+    }
+    let clamped = percentage.clamp(0.0, 100.0);
+    warnings.push(
+        at(&path()),
+        format!("{percentage} is outside [0, 100]; read as {clamped}"),
+    );
+    clamped
+}
+
+/// A weighted split, or the fixed `default` when there are no weights or they sum to 0.
+fn split(
+    weights: &[(String, f64)],
+    default: &Served,
+    served: &mut ServedCache<'_>,
+    path: impl FnOnce() -> String,
+    at: &dyn Fn(&str) -> Location,
+    warnings: &mut Warnings,
+) -> Outcome {
+    let Some(last_positive) = weights.iter().rposition(|(_, w)| *w > 0.0) else {
+        if !weights.is_empty() {
+            warnings.push(at(&path()), "weights sum to 0; every context gets default_variant");
+        }
+        return Outcome::Fixed(default.clone());
+    };
+    let total: f64 = weights.iter().map(|(_, w)| w).sum();
+    let mut running = 0.0;
+    let thresholds = weights
+        .iter()
+        .map(|(_, w)| {
+            running += w;
+            bucket::threshold(running, total)
+        })
+        .collect();
+    Outcome::Split(Split {
+        served: weights.iter().map(|(name, _)| served.get(name)).collect(),
+        weights: weights.iter().map(|(_, w)| *w).collect(),
+        total,
+        thresholds,
+        last_positive,
+    })
+}
+
+fn compile_flag(
+    def: FlagDef,
+    index: usize,
+    prerequisites_broken: bool,
+    positions: &Positions,
+    segments: &SegmentTable,
+    warnings: &mut Warnings,
+) -> CompiledFlag {
+    let key: Arc<str> = def.key.as_str().into();
+    let at = |path: &str| Location::item(ItemKind::Flag, index, Some(&def.key), path);
+    let mut served = ServedCache {
+        values: &def.values,
+        made: Vec::new(),
+    };
+    let default = served.get(&def.default_variant);
+    let off = served.get(&def.off_variant);
+
+    let percentage = clamp(def.percentage, || "percentage".to_owned(), &at, warnings);
+    let mut order: Vec<usize> = (0..def.rules.len()).collect();
+    // Stable: equal priorities keep document order (docs/spec.md §1).
+    order.sort_by_key(|&i| std::cmp::Reverse(def.rules[i].priority));
+    let mut catch_all: Option<usize> = None;
+    let rules: Box<[CompiledRule]> = order
+        .into_iter()
+        .map(|i| {
+            let rule: &RuleDef = &def.rules[i];
+            let base = || format!("rules[{i}]");
+            if let Some(first) = catch_all {
+                warnings.push(
+                    at(&base()),
+                    format!("unreachable: rules[{first}] matches every context and is tried first"),
+                );
+            }
+            let rule_percentage = clamp(rule.percentage, || format!("rules[{i}].percentage"), &at, warnings);
+            if catch_all.is_none() && rule.conditions.is_empty() && rule_percentage >= 100.0 {
+                catch_all = Some(i);
+            }
+            let conditions = compile_conditions(&rule.conditions, &Lookup(segments), &at, &base, warnings);
+            let fixed = served.get(&rule.variant);
+            let outcome = if rule.variants.is_empty() {
+                Outcome::Fixed(fixed)
+            } else {
+                split(
+                    &rule.variants,
+                    &default,
+                    &mut served,
+                    || format!("rules[{i}].variants"),
+                    &at,
+                    warnings,
+                )
+            };
             CompiledRule {
                 index: i,
                 conditions,
-                variant: rule.variant.as_str().into(),
+                admit: Admit::new(rule_percentage),
+                outcome,
             }
         })
         .collect();
 
-    let default_variant: Arc<str> = def.default_variant.as_str().into();
-    let variants = if def.variants.is_empty() {
-        Variants::Fixed(default_variant)
-    } else {
-        let mut sorted: Vec<&(String, f64)> = def.variants.iter().collect();
-        sorted.sort_by(|a, b| a.0.cmp(&b.0));
-        let mut total = 0.0;
-        let running: Box<[f64]> = sorted
-            .iter()
-            .map(|(_, w)| {
-                total += w;
-                total
-            })
-            .collect();
-        match sorted.iter().rposition(|(_, w)| *w > 0.0) {
-            None => {
-                warn(
-                    "variants".into(),
-                    "weights sum to 0; every user gets default_variant".into(),
-                );
-                Variants::Fixed(default_variant)
-            }
-            Some(last_positive) => Variants::Weighted {
-                names: sorted.iter().map(|(n, _)| Arc::from(n.as_str())).collect(),
-                thresholds: running.iter().map(|&sum| bucket::threshold(sum, total)).collect(),
-                running,
-                last_positive,
-                seed: Box::new(bucket::seed(&key, ":variant:")),
-            },
+    let fallthrough = if percentage > 0.0 && percentage < 100.0 {
+        if let Some(first) = catch_all {
+            warnings.push(
+                at("percentage"),
+                format!("the rollout is never used: rules[{first}] matches every context first"),
+            );
         }
+        Fallthrough::Rollout {
+            threshold: bucket::threshold(percentage, 100.0),
+            percentage,
+        }
+    } else if percentage == 0.0 && !def.rules.is_empty() {
+        Fallthrough::NoMatch
+    } else {
+        Fallthrough::Default
     };
+    let outcome = split(
+        &def.variants,
+        &default,
+        &mut served,
+        || "variants".to_owned(),
+        &at,
+        warnings,
+    );
+    check_values(&def, &at, warnings);
 
+    let prerequisites: Box<[Prerequisite]> = def
+        .prerequisites
+        .iter()
+        .map(|p| Prerequisite {
+            flag: positions.get(p.key.as_str()).copied(),
+            variants: p.variants.iter().map(|v| v.as_str().into()).collect(),
+        })
+        .collect();
     CompiledFlag {
         rollout_seed: bucket::seed(&key, ":"),
-        key,
-        index,
+        variant_seed: Box::new(bucket::seed(&key, ":variant:")),
         enabled: def.enabled,
-        rollout_threshold: rollout.map_or(0, |percentage| bucket::threshold(percentage, 100.0)),
-        rollout,
+        bucket_by: Attribute::from_name(&def.bucket_by),
+        has_prerequisites: prerequisites_broken || !prerequisites.is_empty(),
+        prerequisites,
+        prerequisites_broken,
         rules,
-        variants,
-        def,
+        fallthrough,
+        outcome,
+        default,
+        off,
+        def: Box::new(def),
+    }
+}
+
+/// docs/spec.md §2.2: every variant a flag names should carry a value once some do, and the
+/// values should be of one JSON type.
+fn check_values(def: &FlagDef, at: &dyn Fn(&str) -> Location, warnings: &mut Warnings) {
+    if def.values.is_empty() {
+        return;
+    }
+    let mut named: Vec<&str> = Vec::new();
+    for rule in &def.rules {
+        named.push(&rule.variant);
+        named.extend(rule.variants.iter().map(|(n, _)| n.as_str()));
+    }
+    named.extend(def.variants.iter().map(|(n, _)| n.as_str()));
+    named.push(&def.default_variant);
+    named.push(&def.off_variant);
+    let mut missing: Vec<&str> = named
+        .into_iter()
+        .filter(|n| !n.is_empty() && !def.values.contains_key(*n))
+        .collect();
+    missing.sort_unstable();
+    missing.dedup();
+    for name in missing {
+        warnings.push(
+            at("values"),
+            format!("variant {} has no value; answers with it carry None", quote(name)),
+        );
+    }
+    let mut kinds: Vec<&str> = def
+        .values
+        .values()
+        .filter_map(|v| match v {
+            Value::Null => None,
+            Value::Bool(_) => Some("bool"),
+            Value::Number(_) => Some("number"),
+            Value::String(_) => Some("string"),
+            Value::Array(_) => Some("array"),
+            Value::Object(_) => Some("object"),
+        })
+        .collect();
+    kinds.sort_unstable();
+    kinds.dedup();
+    if kinds.len() > 1 {
+        warnings.push(
+            at("values"),
+            format!(
+                "values mix JSON types ({}); typed callers get a type mismatch for some",
+                kinds.join(", ")
+            ),
+        );
     }
 }
 
 #[cfg(test)]
 mod tests {
-    use crate::config::parse_document;
-    use crate::context::EvalContext;
-
     use super::FlagSet;
+    use crate::context::EvalContext;
+    use crate::document::parse;
 
     fn compile(doc: &str) -> FlagSet {
-        FlagSet::compile(parse_document(doc.as_bytes()).unwrap())
+        FlagSet::compile(parse(doc.as_bytes()).unwrap())
+    }
+
+    fn paths(set: &FlagSet) -> Vec<String> {
+        set.warnings().iter().map(|w| w.location.json_path()).collect()
     }
 
     #[test]
@@ -264,5 +827,52 @@ mod tests {
         let mut x = EvalContext::new("u");
         x.plan = "x".into();
         assert_eq!(set.evaluate("f", &x).variant(), "top");
+        assert_eq!(paths(&set), ["flags[0].rules[1]"]);
+    }
+
+    #[test]
+    fn cycles_and_deep_chains_are_found_without_recursion() {
+        // A chain of 100,000 prerequisites: deeper than the limit, and no stack overflow.
+        let flags: Vec<String> = (0..100_000)
+            .map(|i| {
+                format!(
+                    r#"{{"key": "f{i}", "enabled": true, "prerequisites": [{{"key": "f{}"}}]}}"#,
+                    i + 1
+                )
+            })
+            .chain(std::iter::once(r#"{"key": "f100000", "enabled": true}"#.to_owned()))
+            .collect();
+        let set = compile(&format!("[{}]", flags.join(",")));
+        let ctx = EvalContext::new("u");
+        assert_eq!(set.evaluate("f100000", &ctx).reason.as_str(), "default");
+        assert_eq!(set.evaluate("f99968", &ctx).reason.as_str(), "default");
+        assert_eq!(set.evaluate("f99967", &ctx).reason.as_str(), "prerequisite_failed");
+        assert_eq!(set.warnings().len(), 99_968);
+        assert_eq!(set.evaluate("f0", &ctx).reason.as_str(), "prerequisite_failed");
+
+        let set = compile(
+            r#"{"format": 2, "segments": [
+                {"key": "a", "rules": [{"conditions": [{"operator": "in_segment", "values": ["b"]}]}]},
+                {"key": "b", "rules": [{"conditions": [{"operator": "in_segment", "values": ["a"]}]}]},
+                {"key": "self", "rules": [{"conditions": [{"operator": "not_in_segment", "values": ["self"]}]}]}],
+               "flags": [{"key": "x", "enabled": true, "prerequisites": [{"key": "y"}]},
+                         {"key": "y", "enabled": true, "prerequisites": [{"key": "x"}]},
+                         {"key": "z", "enabled": false, "prerequisites": [{"key": "z"}]}]}"#,
+        );
+        let mut found = paths(&set);
+        found.sort();
+        assert_eq!(
+            found,
+            [
+                "flags[0].prerequisites",
+                "flags[1].prerequisites",
+                "flags[2].prerequisites",
+                "segments[0]",
+                "segments[1]",
+                "segments[2]"
+            ]
+        );
+        assert_eq!(set.evaluate("x", &ctx).reason.as_str(), "prerequisite_failed");
+        assert_eq!(set.evaluate("z", &ctx).reason.as_str(), "disabled");
     }
 }

@@ -2,15 +2,42 @@
 
 use std::fmt;
 
-/// Where in a flag document a problem sits: the flag (by index and, when it has one, key) and a
-/// JSON path inside it such as `rules[0].conditions[1].operator`.
+/// What a located problem sits in: a flag or a segment of the document (docs/spec.md §6).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum ItemKind {
+    Flag,
+    Segment,
+}
+
+impl ItemKind {
+    #[must_use]
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Flag => "flag",
+            Self::Segment => "segment",
+        }
+    }
+
+    /// The document field that lists items of this kind.
+    #[must_use]
+    pub fn list(self) -> &'static str {
+        match self {
+            Self::Flag => "flags",
+            Self::Segment => "segments",
+        }
+    }
+}
+
+/// Where in a flag document a problem sits: the flag or segment (by index and, when it has one,
+/// key) and a JSON path inside it such as `rules[0].conditions[1].operator`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Location {
-    /// Index of the flag in the document's flag list, when the problem is inside a flag.
+    pub kind: ItemKind,
+    /// Index of the item in its list, when the problem is inside a flag or segment.
     pub index: Option<usize>,
-    /// The flag's key, when it has a string key.
-    pub flag: Option<String>,
-    /// Path inside the flag (or the document, when `index` is `None`); empty for the whole thing.
+    /// The item's key, when it has a string key.
+    pub key: Option<String>,
+    /// Path inside the item (or the document, when `index` and `key` are `None`); empty for the whole thing.
     pub path: String,
 }
 
@@ -18,9 +45,29 @@ impl Location {
     #[must_use]
     pub fn document(path: impl Into<String>) -> Self {
         Self {
+            kind: ItemKind::Flag,
             index: None,
-            flag: None,
+            key: None,
             path: path.into(),
+        }
+    }
+
+    #[must_use]
+    pub fn item(kind: ItemKind, index: usize, key: Option<&str>, path: impl Into<String>) -> Self {
+        Self {
+            kind,
+            index: Some(index),
+            key: key.map(str::to_owned),
+            path: path.into(),
+        }
+    }
+
+    /// The key of the flag this is about (not of a segment).
+    #[must_use]
+    pub fn flag(&self) -> Option<&str> {
+        match self.kind {
+            ItemKind::Flag => self.key.as_deref(),
+            ItemKind::Segment => None,
         }
     }
 
@@ -29,17 +76,17 @@ impl Location {
     pub fn json_path(&self) -> String {
         match (self.index, self.path.is_empty()) {
             (None, _) => self.path.clone(),
-            (Some(i), true) => format!("flags[{i}]"),
-            (Some(i), false) => format!("flags[{i}].{}", self.path),
+            (Some(i), true) => format!("{}[{i}]", self.kind.list()),
+            (Some(i), false) => format!("{}[{i}].{}", self.kind.list(), self.path),
         }
     }
 }
 
 impl fmt::Display for Location {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match (&self.flag, self.index) {
-            (Some(key), _) => write!(f, "flag {key:?}")?,
-            (None, Some(i)) => write!(f, "flag at index {i}")?,
+        match (&self.key, self.index) {
+            (Some(key), _) => write!(f, "{} {}", self.kind.as_str(), quote(key))?,
+            (None, Some(i)) => write!(f, "{} at index {i}", self.kind.as_str())?,
             (None, None) => {
                 return if self.path.is_empty() {
                     f.write_str("document")
@@ -49,16 +96,33 @@ impl fmt::Display for Location {
             }
         }
         if !self.path.is_empty() {
-            write!(f, ", field {:?}", self.path)?;
+            write!(f, ", field {}", quote(&self.path))?;
         }
         Ok(())
     }
 }
 
+/// The longest text of a document quoted whole in an error or warning; longer ones are cut.
+const MAX_QUOTED_CHARS: usize = 80;
+
+/// Quotes text from a document for a message, bounded: a 15 MB key must not make a 15 MB error.
+#[must_use]
+pub fn quote(text: &str) -> String {
+    match text.char_indices().nth(MAX_QUOTED_CHARS) {
+        None => format!("{text:?}"),
+        Some((cut, _)) => format!("{:?}… ({} bytes)", &text[..cut], text.len()),
+    }
+}
+
 #[derive(Debug)]
 pub enum FerroflagError {
-    /// The document is rejected whole (SPEC §5); the previous snapshot stays in place.
-    Config { location: Location, message: String },
+    /// The document is rejected whole (docs/spec.md §6); the previous snapshot stays in place.
+    Config {
+        location: Location,
+        message: String,
+        /// A field of the wrong JSON type, as opposed to a value out of its range.
+        wrong_type: bool,
+    },
     /// Reading a flag file failed.
     Io { path: String, source: std::io::Error },
 }
@@ -70,6 +134,15 @@ impl FerroflagError {
         Self::Config {
             location,
             message: message.into(),
+            wrong_type: false,
+        }
+    }
+
+    pub(crate) fn wrong_type(location: Location, message: impl Into<String>) -> Self {
+        Self::Config {
+            location,
+            message: message.into(),
+            wrong_type: true,
         }
     }
 }
@@ -77,8 +150,8 @@ impl FerroflagError {
 impl fmt::Display for FerroflagError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            Self::Config { location, message } => write!(f, "invalid flag document: {location}: {message}"),
-            Self::Io { path, source } => write!(f, "cannot read flag file {path:?}: {source}"),
+            Self::Config { location, message, .. } => write!(f, "invalid flag document: {location}: {message}"),
+            Self::Io { path, source } => write!(f, "cannot read flag file {}: {source}", quote(path)),
         }
     }
 }
@@ -102,5 +175,19 @@ pub struct Warning {
 impl fmt::Display for Warning {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "{}: {}", self.location, self.message)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn quoted_text_is_bounded() {
+        let long = "k".repeat(15_000_000);
+        let text = quote(&long);
+        assert!(text.len() < 120, "{}", text.len());
+        assert!(text.ends_with("(15000000 bytes)"));
+        assert_eq!(quote("checkout"), "\"checkout\"");
     }
 }

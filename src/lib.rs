@@ -10,23 +10,23 @@
 //! ```
 #![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]
 
-pub mod bucket;
 pub mod compile;
-pub mod config;
 pub mod context;
+pub mod document;
 pub mod error;
-pub mod evaluate;
-pub mod explain;
-pub mod matcher;
+pub mod eval;
 pub mod store;
 pub mod sync;
+
+pub use eval::bucket;
 
 #[cfg(feature = "python")]
 mod bindings;
 
 pub use compile::FlagSet;
-pub use config::{ConditionDef, FlagDef, RuleDef};
-pub use context::EvalContext;
-pub use error::{FerroflagError, Location, Warning};
-pub use evaluate::{EvalResult, Reason};
+pub use context::{AttributeValue, EvalContext, PropertyValue};
+pub use document::{ConditionDef, Document, FlagDef, Parsed, PrerequisiteDef, RuleDef, SegmentDef};
+pub use error::{FerroflagError, ItemKind, Location, Warning};
+pub use eval::decide::{EvalResult, Reason};
+pub use eval::trace::Explanation;
 pub use store::{Snapshot, SnapshotStore};

@@ -1,11 +1,11 @@
-//! The one piece of shared mutable state: the current snapshot, swapped whole (SPEC §5).
+//! The one piece of shared mutable state: the current snapshot, swapped whole (docs/spec.md §6).
 
 use std::sync::{Arc, Mutex, TryLockError};
 
 use arc_swap::{ArcSwap, Guard};
 
 use crate::compile::FlagSet;
-use crate::config::{self, FlagDef};
+use crate::document::{self, Parsed};
 use crate::error::Result;
 
 /// A published flag set and the version it was published as.
@@ -87,15 +87,15 @@ impl SnapshotStore {
         }
     }
 
-    /// Validates, compiles and publishes definitions; nothing fails here once they are validated.
-    pub fn publish_defs(&self, defs: Vec<FlagDef>) -> u64 {
-        self.publish(FlagSet::compile(defs))
+    /// Compiles and publishes a document; nothing fails here once it is parsed.
+    pub fn publish_parsed(&self, parsed: impl Into<Parsed>) -> u64 {
+        self.publish(FlagSet::compile(parsed))
     }
 
     /// Parses a wire-format document and publishes it. A rejected document leaves the current
     /// snapshot as it was.
     pub fn publish_json(&self, bytes: &[u8]) -> Result<u64> {
-        Ok(self.publish_defs(config::parse_document(bytes)?))
+        Ok(self.publish_parsed(document::parse(bytes)?))
     }
 }
 

@@ -1,9 +1,15 @@
 //! Runs the shared golden vectors (`tests/fixtures`) against the core, with no Python involved.
 //! `tests/test_vectors.py` runs the same files through the Python API, so neither side can drift.
+//!
+//! `eval_cases.json` (format 2): each document lists the *set* of JSON paths its load warnings sit
+//! at; each case gives a context (properties are strings or lists of strings) and the expected
+//! `(enabled, variant, reason, value)`. An older fixture that gives `warnings` as a count is still
+//! read (the count is compared), so the test runs while the fixtures are being regenerated.
 
+use std::collections::BTreeSet;
 use std::path::Path;
 
-use ferroflag::{EvalContext, SnapshotStore, bucket};
+use ferroflag::{EvalContext, FlagSet, PropertyValue, SnapshotStore, bucket, document};
 use serde_json::Value;
 
 fn fixture(name: &str) -> Value {
@@ -16,15 +22,28 @@ fn text(v: &Value, field: &str) -> String {
     v.get(field).and_then(Value::as_str).unwrap_or_default().to_owned()
 }
 
+/// A property is a string or a list of strings (docs/spec.md §4).
+fn property(name: &str, v: &Value) -> PropertyValue {
+    match v {
+        Value::String(s) => PropertyValue::One(s.clone()),
+        Value::Array(items) => items
+            .iter()
+            .map(|item| {
+                item.as_str()
+                    .unwrap_or_else(|| panic!("property {name:?}: list items are strings, got {item}"))
+                    .to_owned()
+            })
+            .collect::<Vec<_>>()
+            .into(),
+        other => panic!("property {name:?}: expected a string or a list of strings, got {other}"),
+    }
+}
+
 fn context(v: &Value) -> EvalContext {
     let properties = v
         .get("properties")
         .and_then(Value::as_object)
-        .map(|p| {
-            p.iter()
-                .map(|(k, v)| (k.clone(), v.as_str().unwrap().to_owned()))
-                .collect::<Vec<_>>()
-        })
+        .map(|p| p.iter().map(|(k, v)| (k.clone(), property(k, v))).collect::<Vec<_>>())
         .unwrap_or_default();
     EvalContext::with_fields(
         text(v, "user_id"),
@@ -33,6 +52,32 @@ fn context(v: &Value) -> EvalContext {
         text(v, "country"),
         properties,
     )
+}
+
+/// The warnings a document must load with: a set of JSON paths (format 2), or a count (the
+/// shape of the format-1 fixtures).
+fn check_warnings(name: &str, set: &FlagSet, expected: &Value) {
+    let paths: BTreeSet<String> = set.warnings().iter().map(|w| w.location.json_path()).collect();
+    match expected {
+        Value::Array(want) => {
+            let want: BTreeSet<String> = want
+                .iter()
+                .map(|p| {
+                    p.as_str()
+                        .unwrap_or_else(|| panic!("{name}: a warning path is a string"))
+                        .to_owned()
+                })
+                .collect();
+            assert_eq!(paths, want, "{name}: warning paths; warnings {:#?}", set.warnings());
+        }
+        Value::Number(count) => assert_eq!(
+            set.warnings().len() as u64,
+            count.as_u64().unwrap(),
+            "{name}: warnings {:#?}",
+            set.warnings()
+        ),
+        other => panic!("{name}: \"warnings\" is a list of paths or a count, got {other}"),
+    }
 }
 
 #[test]
@@ -61,17 +106,24 @@ fn evaluation_cases() {
     let mut checked = 0;
     for doc in cases["documents"].as_array().unwrap() {
         let name = text(doc, "name");
+        let bytes = doc["document"].to_string();
         let store = SnapshotStore::new();
         store
-            .publish_json(doc["document"].to_string().as_bytes())
+            .publish_json(bytes.as_bytes())
             .unwrap_or_else(|e| panic!("{name}: {e}"));
         let snapshot = store.load();
-        assert_eq!(
-            snapshot.warnings().len() as u64,
-            doc["warnings"].as_u64().unwrap(),
-            "{name}: warnings {:#?}",
-            snapshot.warnings()
-        );
+        check_warnings(&name, &snapshot, &doc["warnings"]);
+
+        // The other readings of the same document: the checked walk over the bytes (which the
+        // fast path must agree with) and the walk over a JSON tree (Python dicts, the cache).
+        let checked_walk = document::parse_checked(bytes.as_bytes()).unwrap_or_else(|e| panic!("{name}: {e}"));
+        let from_value = document::from_value(&doc["document"]).unwrap_or_else(|e| panic!("{name}: {e}"));
+        assert_eq!(checked_walk, from_value, "{name}: the byte and tree walks differ");
+        let fast = document::parse(bytes.as_bytes()).unwrap();
+        assert_eq!(fast.document, checked_walk.document, "{name}: the fast path differs");
+        let tree_set = FlagSet::compile(from_value);
+        check_warnings(&name, &tree_set, &doc["warnings"]);
+
         for case in doc["cases"].as_array().unwrap() {
             let flag = text(case, "flag");
             let ctx = context(&case["context"]);
@@ -81,11 +133,28 @@ fn evaluation_cases() {
             assert_eq!(got.enabled, want["enabled"].as_bool().unwrap(), "{summary}");
             assert_eq!(got.variant(), want["variant"].as_str().unwrap(), "{summary}");
             assert_eq!(got.reason.as_str(), want["reason"].as_str().unwrap(), "{summary}");
+            if let Some(value) = want.get("value") {
+                // `null` in the fixture: no value, or a variant whose value is JSON null (both None).
+                assert_eq!(got.value().unwrap_or(&Value::Null), value, "{summary}: value");
+            }
             let fast = snapshot.is_enabled(&flag, &ctx);
+            if got.reason.as_str() == "not_found" {
+                assert_eq!(fast, None, "{summary}: is_enabled of a missing flag");
+                assert!(
+                    snapshot.explain(&flag, &ctx).is_none(),
+                    "{summary}: explain of a missing flag"
+                );
+            } else {
+                assert_eq!(fast, Some(got.enabled), "{summary}: is_enabled disagrees with evaluate");
+                let explanation = snapshot
+                    .explain(&flag, &ctx)
+                    .unwrap_or_else(|| panic!("{summary}: no explanation"));
+                assert_eq!(explanation.result, got, "{summary}: explain disagrees with evaluate");
+            }
             assert_eq!(
-                fast.unwrap_or(false),
-                got.enabled,
-                "{summary}: is_enabled disagrees with evaluate"
+                tree_set.evaluate(&flag, &ctx),
+                got,
+                "{summary}: the tree walk's set answers differently"
             );
             checked += 1;
         }
@@ -111,6 +180,10 @@ fn invalid_documents_are_rejected_and_the_old_snapshot_stays() {
                 "{name}: error {err:?} does not mention {needle:?}"
             );
         }
+        assert!(
+            document::parse_checked(text(doc, "text").as_bytes()).is_err(),
+            "{name}: the checked walk accepts it"
+        );
         assert_eq!(
             store.version(),
             good_version,

@@ -2,11 +2,11 @@
 
 use pyo3::exceptions::PyTypeError;
 use pyo3::prelude::*;
-use pyo3::types::{PyDict, PyString, PyType};
+use pyo3::types::{PyDict, PyList, PyString, PyType};
 
 use super::convert::{self, type_name};
 use super::errors::py_repr;
-use crate::context::EvalContext;
+use crate::context::{AttributeValue, EvalContext, PropertyValue};
 
 #[pyclass(name = "EvalContext", module = "ferroflag._ferroflag", frozen, eq, hash)]
 #[derive(PartialEq, Eq, Hash)]
@@ -64,14 +64,21 @@ impl PyEvalContext {
     fn properties<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
         let dict = PyDict::new(py);
         for (name, value) in self.inner.properties() {
-            dict.set_item(name, value)?;
+            match value {
+                PropertyValue::One(text) => dict.set_item(name, text)?,
+                PropertyValue::Many(items) => dict.set_item(name, PyList::new(py, items.iter())?)?,
+            }
         }
         Ok(dict)
     }
 
-    /// The value a condition on `attribute` would see (`""` when missing).
-    fn get(&self, attribute: &str) -> &str {
-        self.inner.get(attribute)
+    /// The value a condition on `attribute` would see: a str (`""` when missing) or, for a list
+    /// property, a new list.
+    fn get<'py>(&self, py: Python<'py>, attribute: &str) -> PyResult<Bound<'py, PyAny>> {
+        Ok(match self.inner.get(attribute) {
+            AttributeValue::One(text) => PyString::new(py, text).into_any(),
+            AttributeValue::Many(items) => PyList::new(py, items.iter())?.into_any(),
+        })
     }
 
     fn __repr__(&self, py: Python<'_>) -> PyResult<String> {

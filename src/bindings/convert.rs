@@ -8,11 +8,13 @@ use pyo3::types::{PyBool, PyDict, PyFloat, PyInt, PyList, PyString, PyTuple};
 use serde_json::{Map, Number, Value};
 
 use super::errors::config_error;
-use super::model::{PyCondition, PyFlagConfig, PyRule};
+use crate::context::PropertyValue;
 use crate::error::Location;
 
-/// Deeper nesting than any flag document needs; stops recursive structures early.
-const MAX_DEPTH: usize = 32;
+/// As deep as a document may nest (127 arrays and objects, counting the top-level array and the flag
+/// object itself), so a flag given as dicts loads exactly when its JSON would; it also stops
+/// recursive structures early.
+const MAX_DEPTH: usize = 126;
 
 pub fn type_name(obj: &Bound<'_, PyAny>) -> String {
     obj.get_type()
@@ -43,25 +45,55 @@ pub fn user_id_text(obj: &Bound<'_, PyAny>) -> PyResult<String> {
     )))
 }
 
-/// A property value as text: `str` as is, `True`/`False` as `"true"`/`"false"`, numbers as `str()` gives them.
-pub fn property_text(name: &str, obj: &Bound<'_, PyAny>) -> PyResult<String> {
+/// A scalar property value as text: `str` as is, `True`/`False` as `"true"`/`"false"`, numbers
+/// as `str()` gives them.
+fn scalar_text(obj: &Bound<'_, PyAny>) -> PyResult<Option<String>> {
     if let Ok(s) = obj.cast::<PyString>() {
-        return Ok(s.to_str()?.to_owned());
+        return Ok(Some(s.to_str()?.to_owned()));
     }
     if let Ok(b) = obj.cast::<PyBool>() {
-        return Ok(if b.is_true() { "true" } else { "false" }.to_owned());
+        return Ok(Some(if b.is_true() { "true" } else { "false" }.to_owned()));
     }
     if obj.is_instance_of::<PyInt>() || obj.is_instance_of::<PyFloat>() {
-        return Ok(obj.str()?.to_str()?.to_owned());
+        return Ok(Some(obj.str()?.to_str()?.to_owned()));
+    }
+    Ok(None)
+}
+
+/// A property value: a scalar as text, or a list or tuple of scalars (docs/spec.md §4).
+pub fn property_value(name: &str, obj: &Bound<'_, PyAny>) -> PyResult<PropertyValue> {
+    if let Some(text) = scalar_text(obj)? {
+        return Ok(PropertyValue::One(text));
+    }
+    if obj.is_instance_of::<PyList>() || obj.is_instance_of::<PyTuple>() {
+        let items = if let Ok(list) = obj.cast::<PyList>() {
+            // A copy: converting an element can run user code that changes the list.
+            list.to_tuple()
+        } else {
+            obj.cast::<PyTuple>()?.clone()
+        };
+        let mut out = Vec::with_capacity(items.len());
+        for (i, item) in items.iter().enumerate() {
+            match scalar_text(&item)? {
+                Some(text) => out.push(text),
+                None => {
+                    return Err(PyTypeError::new_err(format!(
+                        "properties[{name:?}][{i}] must be a str, int, float or bool, got {}",
+                        type_name(&item)
+                    )));
+                }
+            }
+        }
+        return Ok(PropertyValue::Many(out.into_boxed_slice()));
     }
     Err(PyTypeError::new_err(format!(
-        "properties[{name:?}] must be a str, int, float or bool, got {}",
+        "properties[{name:?}] must be a str, int, float, bool, or a list of them, got {}",
         type_name(obj)
     )))
 }
 
 /// Reads a `properties` dict into sorted `(name, text)` pairs.
-pub fn properties(obj: Option<&Bound<'_, PyAny>>) -> PyResult<Vec<(String, String)>> {
+pub fn properties(obj: Option<&Bound<'_, PyAny>>) -> PyResult<Vec<(String, PropertyValue)>> {
     let Some(obj) = obj.filter(|o| !o.is_none()) else {
         return Ok(Vec::new());
     };
@@ -75,7 +107,7 @@ pub fn properties(obj: Option<&Bound<'_, PyAny>>) -> PyResult<Vec<(String, Strin
             .map_err(|_| PyTypeError::new_err(format!("property names must be str, got {}", type_name(&name))))?
             .to_str()?
             .to_owned();
-        let value = property_text(&name, &value)?;
+        let value = property_value(&name, &value)?;
         out.push((name, value));
     }
     Ok(out)
@@ -95,9 +127,9 @@ pub fn string_arg(name: &str, obj: &Bound<'_, PyAny>) -> PyResult<String> {
 /// `location` says which definition this is; on failure its path is extended to the offending
 /// value. A value that cannot be JSON (NaN, nesting too deep) becomes a `ConfigError` there; a
 /// Python type that has no JSON form stays a `TypeError`, with the path in its message.
-pub fn definition_to_json(obj: &Bound<'_, PyAny>, mut location: Location) -> PyResult<Value> {
+pub fn definition_to_json(obj: &Bound<'_, PyAny>, mut location: Location, own: OwnTypes<'_>) -> PyResult<Value> {
     let mut path = std::mem::take(&mut location.path);
-    to_json(obj, 0, &mut path).map_err(|e| {
+    to_json(obj, 0, &mut path, own).map_err(|e| {
         let py = obj.py();
         location.path = path;
         if e.is_instance_of::<PyTypeError>(py) && !location.path.is_empty() {
@@ -110,9 +142,31 @@ pub fn definition_to_json(obj: &Bound<'_, PyAny>, mut location: Location) -> PyR
     })
 }
 
+/// The wire form of ferroflag's own classes (`FlagConfig`, `Rule`, ...) inside plain data; the
+/// model module supplies it, so this module needs none of its types.
+pub type OwnTypes<'a> = &'a dyn Fn(&Bound<'_, PyAny>) -> Option<Value>;
+
+/// Plain data as JSON (any value, e.g. a flag's `values`), with a `TypeError` naming the path.
+pub fn value_to_json(obj: &Bound<'_, PyAny>, what: &str) -> PyResult<Value> {
+    let mut path = String::new();
+    to_json(obj, 0, &mut path, &|_| None).map_err(|e| {
+        let py = obj.py();
+        let place = if path.is_empty() {
+            what.to_owned()
+        } else {
+            format!("{what}.{path}")
+        };
+        if e.is_instance_of::<PyTypeError>(py) {
+            PyTypeError::new_err(format!("{place}: {}", e.value(py)))
+        } else {
+            PyValueError::new_err(format!("{place}: {}", e.value(py)))
+        }
+    })
+}
+
 /// Floats keep the text Python's `repr` gives them, numbers in condition values are kept as text.
 /// `path` is extended while descending and left pointing at the value that failed.
-fn to_json(obj: &Bound<'_, PyAny>, depth: usize, path: &mut String) -> PyResult<Value> {
+fn to_json(obj: &Bound<'_, PyAny>, depth: usize, path: &mut String, own: OwnTypes<'_>) -> PyResult<Value> {
     if depth > MAX_DEPTH {
         return Err(PyValueError::new_err("structure nested too deeply (recursive?)"));
     }
@@ -124,6 +178,13 @@ fn to_json(obj: &Bound<'_, PyAny>, depth: usize, path: &mut String) -> PyResult<
     }
     if let Ok(b) = obj.cast::<PyBool>() {
         return Ok(Value::Bool(b.is_true()));
+    }
+    if obj.is_exact_instance_of::<PyInt>() {
+        // Most numbers in flag definitions are small ints (percentages, weights, priorities):
+        // read them without going through their text.
+        if let Ok(n) = obj.extract::<i64>() {
+            return Ok(Value::from(n));
+        }
     }
     if obj.is_instance_of::<PyInt>() || obj.is_instance_of::<PyFloat>() {
         let text = obj.repr()?;
@@ -145,7 +206,7 @@ fn to_json(obj: &Bound<'_, PyAny>, depth: usize, path: &mut String) -> PyResult<
                 path.push('.');
             }
             path.push_str(k);
-            map.insert(k.to_owned(), to_json(&v, depth + 1, path)?);
+            map.insert(k.to_owned(), to_json(&v, depth + 1, path, own)?);
             path.truncate(len);
         }
         return Ok(Value::Object(map));
@@ -155,19 +216,13 @@ fn to_json(obj: &Bound<'_, PyAny>, depth: usize, path: &mut String) -> PyResult<
         for (i, item) in obj.try_iter()?.enumerate() {
             let len = path.len();
             let _ = write!(path, "[{i}]");
-            items.push(to_json(&item?, depth + 1, path)?);
+            items.push(to_json(&item?, depth + 1, path, own)?);
             path.truncate(len);
         }
         return Ok(Value::Array(items));
     }
-    if let Ok(c) = obj.cast::<PyCondition>() {
-        return Ok(c.get().def.to_value());
-    }
-    if let Ok(r) = obj.cast::<PyRule>() {
-        return Ok(r.get().def.to_value());
-    }
-    if let Ok(f) = obj.cast::<PyFlagConfig>() {
-        return Ok(f.get().def.to_value());
+    if let Some(value) = own(obj) {
+        return Ok(value);
     }
     Err(PyTypeError::new_err(format!(
         "cannot use a {} in a flag definition (expected dict, list, str, int, float, bool or None)",

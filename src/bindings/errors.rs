@@ -1,7 +1,8 @@
 //! Python exceptions, and the single conversion from the core's error type (STYLE R4).
 
 use pyo3::exceptions::{
-    PyException, PyFileNotFoundError, PyIsADirectoryError, PyOSError, PyPermissionError, PyRuntimeError, PyValueError,
+    PyException, PyFileNotFoundError, PyIsADirectoryError, PyOSError, PyPermissionError, PyRuntimeError, PyTypeError,
+    PyValueError,
 };
 use pyo3::prelude::*;
 use pyo3::sync::PyOnceLock;
@@ -29,12 +30,33 @@ pub fn config_error_type(py: Python<'_>) -> PyResult<&Bound<'_, PyType>> {
             // Class-level defaults, so a ConfigError raised by user code (or unpickled) has them too.
             namespace.set_item("flag", py.None())?;
             namespace.set_item("path", "")?;
+            namespace.set_item("message", "")?;
             namespace.set_item(
                 "__doc__",
                 "A flag document or flag definition was rejected. `flag` names the flag (or None), \
-                 `path` the JSON path of the offending field.",
+                 `path` the JSON path of the offending field, `message` what is wrong without the location.",
             )?;
             let class = py.get_type::<PyType>().call1(("ConfigError", bases, namespace))?;
+            Ok(class.cast_into::<PyType>()?.unbind())
+        })
+        .map(|t| t.bind(py))
+}
+
+static CONFIG_TYPE_ERROR: PyOnceLock<Py<PyType>> = PyOnceLock::new();
+
+/// `ConfigTypeError(ConfigError, TypeError)`: a field of the wrong type. One class for documents
+/// and Python arguments alike, so `except TypeError` and `except ConfigError` both catch it.
+pub fn config_type_error_type(py: Python<'_>) -> PyResult<&Bound<'_, PyType>> {
+    CONFIG_TYPE_ERROR
+        .get_or_try_init(py, || {
+            let bases = PyTuple::new(py, [config_error_type(py)?.clone(), py.get_type::<PyTypeError>()])?;
+            let namespace = PyDict::new(py);
+            namespace.set_item("__module__", "ferroflag")?;
+            namespace.set_item(
+                "__doc__",
+                "A field of a flag document or definition has the wrong type (a ConfigError and a TypeError).",
+            )?;
+            let class = py.get_type::<PyType>().call1(("ConfigTypeError", bases, namespace))?;
             Ok(class.cast_into::<PyType>()?.unbind())
         })
         .map(|t| t.bind(py))
@@ -45,17 +67,28 @@ pub fn config_error(location: Location, message: impl Into<String>) -> PyErr {
     to_py_err(CoreError::Config {
         location,
         message: message.into(),
+        wrong_type: false,
     })
 }
 
 /// The one place a core error becomes a Python exception.
 pub fn to_py_err(error: CoreError) -> PyErr {
     Python::attach(|py| match error {
-        CoreError::Config { ref location, .. } => {
+        CoreError::Config {
+            ref location,
+            ref message,
+            wrong_type,
+        } => {
             let raise = || -> PyResult<PyErr> {
-                let exc = config_error_type(py)?.call1((error.to_string(),))?;
-                exc.setattr("flag", location.flag.as_deref())?;
+                let class = if wrong_type {
+                    config_type_error_type(py)?
+                } else {
+                    config_error_type(py)?
+                };
+                let exc = class.call1((error.to_string(),))?;
+                exc.setattr("flag", location.flag())?;
                 exc.setattr("path", location.json_path())?;
+                exc.setattr("message", message.as_str())?;
                 Ok(PyErr::from_value(exc))
             };
             raise().unwrap_or_else(|e| e)
@@ -98,7 +131,7 @@ pub struct PyConfigWarning {
 impl From<&Warning> for PyConfigWarning {
     fn from(w: &Warning) -> Self {
         Self {
-            flag: w.location.flag.clone(),
+            flag: w.location.flag().map(str::to_owned),
             path: w.location.json_path(),
             message: w.message.clone(),
             text: w.to_string(),

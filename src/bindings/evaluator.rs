@@ -12,9 +12,10 @@ use sha2::{Digest, Sha256};
 use super::context::{PyEvalContext, context_arg, context_from_dict};
 use super::convert::{self, type_name};
 use super::errors::PyConfigWarning;
-use super::model::{PyFlagConfig, flag_from};
+use super::model::{PyFlagConfig, PySegment, flag_from, metadata_from, segment_from};
 use super::result::PyEvalResult;
 use crate::context::EvalContext;
+use crate::document::{Document, FORMAT, Parsed};
 use crate::error::FerroflagError;
 use crate::store::SnapshotStore;
 
@@ -26,46 +27,100 @@ pub struct PyFlagEvaluator {
     pub(crate) store: Arc<SnapshotStore>,
 }
 
+/// Items of an iterable argument; a `str`, `bytes` or dict is refused with a hint.
+fn items<'py>(name: &str, what: &str, obj: &Bound<'py, PyAny>) -> PyResult<Vec<Bound<'py, PyAny>>> {
+    if obj.is_instance_of::<PyString>() || obj.is_instance_of::<PyBytes>() || obj.is_instance_of::<PyDict>() {
+        return Err(PyTypeError::new_err(format!(
+            "{name} must be an iterable of {what}, got {} (use update_json() for a document)",
+            type_name(obj)
+        )));
+    }
+    obj.try_iter()
+        .map_err(|_| PyTypeError::new_err(format!("{name} must be an iterable of {what}, got {}", type_name(obj))))?
+        .collect()
+}
+
 impl PyFlagEvaluator {
-    fn update_defs(&self, py: Python<'_>, flags: &Bound<'_, PyAny>) -> PyResult<u64> {
-        if flags.is_instance_of::<PyString>() || flags.is_instance_of::<PyBytes>() || flags.is_instance_of::<PyDict>() {
-            return Err(PyTypeError::new_err(format!(
-                "flags must be an iterable of FlagConfig or dict, got {} (use update_json() for a document)",
-                type_name(flags)
-            )));
-        }
-        let iter = flags.try_iter().map_err(|_| {
-            PyTypeError::new_err(format!(
-                "flags must be an iterable of FlagConfig or dict, got {}",
-                type_name(flags)
-            ))
-        })?;
-        let defs = iter
+    /// Reads flags (and segments and metadata) given from Python into one document.
+    fn document_from(
+        flags: &Bound<'_, PyAny>,
+        segments: Option<&Bound<'_, PyAny>>,
+        metadata: Option<&Bound<'_, PyAny>>,
+    ) -> PyResult<Parsed> {
+        let mut warnings = Vec::new();
+        let segments = match segments.filter(|s| !s.is_none()) {
+            None => Vec::new(),
+            Some(segments) => items("segments", "Segment or dict", segments)?
+                .iter()
+                .enumerate()
+                .map(|(i, s)| segment_from(s, i, &mut warnings))
+                .collect::<PyResult<_>>()?,
+        };
+        let flags = items("flags", "FlagConfig or dict", flags)?
+            .iter()
             .enumerate()
-            .map(|(i, item)| flag_from(&item?, i))
-            .collect::<PyResult<Vec<_>>>()?;
+            .map(|(i, f)| flag_from(f, i, &mut warnings))
+            .collect::<PyResult<_>>()?;
+        let metadata = match metadata.filter(|m| !m.is_none()) {
+            None => serde_json::Map::new(),
+            Some(metadata) => metadata_from(metadata)?,
+        };
+        Ok(Parsed {
+            document: Document {
+                format: FORMAT,
+                flags,
+                segments,
+                metadata,
+            },
+            warnings,
+        })
+    }
+
+    fn update_from(
+        &self,
+        py: Python<'_>,
+        flags: &Bound<'_, PyAny>,
+        segments: Option<&Bound<'_, PyAny>>,
+        metadata: Option<&Bound<'_, PyAny>>,
+    ) -> PyResult<u64> {
+        let parsed = Self::document_from(flags, segments, metadata)?;
         let store = &self.store;
-        Ok(py.detach(|| store.publish_defs(defs)))
+        Ok(py.detach(|| store.publish_parsed(parsed)))
     }
 }
 
 #[pymethods]
 impl PyFlagEvaluator {
     #[new]
-    #[pyo3(signature = (flags = None))]
-    fn py_new(py: Python<'_>, flags: Option<&Bound<'_, PyAny>>) -> PyResult<Self> {
+    #[pyo3(signature = (flags = None, *, segments = None, metadata = None))]
+    fn py_new(
+        py: Python<'_>,
+        flags: Option<&Bound<'_, PyAny>>,
+        segments: Option<&Bound<'_, PyAny>>,
+        metadata: Option<&Bound<'_, PyAny>>,
+    ) -> PyResult<Self> {
         let evaluator = Self {
             store: Arc::new(SnapshotStore::new()),
         };
         if let Some(flags) = flags {
-            evaluator.update_defs(py, flags)?;
+            evaluator.update_from(py, flags, segments, metadata)?;
+        } else if segments.is_some_and(|s| !s.is_none()) || metadata.is_some_and(|m| !m.is_none()) {
+            evaluator.update_from(py, &pyo3::types::PyList::empty(py), segments, metadata)?;
         }
         Ok(evaluator)
     }
 
-    /// Replaces every flag with `flags` (`FlagConfig` objects or wire-format dicts).
-    fn update(&self, py: Python<'_>, flags: &Bound<'_, PyAny>) -> PyResult<()> {
-        self.update_defs(py, flags).map(drop)
+    /// Replaces every flag with `flags` (`FlagConfig` objects or wire-format dicts), and the
+    /// segments and document metadata with the ones given (none when left out).
+    #[pyo3(signature = (flags, *, segments = None, metadata = None))]
+    fn update(
+        &self,
+        py: Python<'_>,
+        flags: &Bound<'_, PyAny>,
+        segments: Option<&Bound<'_, PyAny>>,
+        metadata: Option<&Bound<'_, PyAny>>,
+    ) -> PyResult<()> {
+        self.update_from(py, flags, segments, metadata).map(drop)
     }
 
     /// Replaces every flag with a wire-format document (`str`, `bytes` or `bytearray`).
@@ -112,6 +167,23 @@ impl PyFlagEvaluator {
     fn is_enabled(&self, key: &str, ctx: &Bound<'_, PyAny>, default: bool) -> PyResult<bool> {
         let ctx = context_arg(ctx)?;
         Ok(self.store.load().is_enabled(key, ctx.get()).unwrap_or(default))
+    }
+
+    /// The value of the answer's variant, or `default` when it has none (docs/spec.md §2.2).
+    #[pyo3(signature = (key, ctx, default = None))]
+    fn get_value<'py>(
+        &self,
+        py: Python<'py>,
+        key: &str,
+        ctx: &Bound<'py, PyAny>,
+        default: Option<Bound<'py, PyAny>>,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        let ctx = context_arg(ctx)?;
+        let result = self.store.load().evaluate(key, ctx.get());
+        match result.value() {
+            Some(value) => convert::from_json(py, value),
+            None => Ok(default.unwrap_or_else(|| py.None().into_bound(py))),
+        }
     }
 
     fn get_variant(&self, key: &str, ctx: &Bound<'_, PyAny>) -> PyResult<String> {
@@ -214,7 +286,7 @@ impl PyFlagEvaluator {
         self.store
             .load()
             .definition(key)
-            .map(|def| PyFlagConfig { def: def.clone() })
+            .map(|def| PyFlagConfig::new(def.clone()))
     }
 
     /// Every flag definition as loaded, in document order.
@@ -222,8 +294,35 @@ impl PyFlagEvaluator {
         self.store
             .load()
             .definitions()
-            .map(|def| PyFlagConfig { def: def.clone() })
+            .map(|def| PyFlagConfig::new(def.clone()))
             .collect()
+    }
+
+    /// The segments of the current document, in document order.
+    fn segments(&self) -> Vec<PySegment> {
+        self.store
+            .load()
+            .segments()
+            .iter()
+            .map(|def| PySegment {
+                def: def.clone(),
+                warnings: Vec::new(),
+            })
+            .collect()
+    }
+
+    /// The current document's own metadata (a new dict on each access).
+    #[getter]
+    fn metadata<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
+        convert::from_json(py, &serde_json::Value::Object(self.store.load().metadata().clone()))
+    }
+
+    /// The current document in wire form (format 2), duplicates resolved: `update_json` of its
+    /// JSON gives back the same flags.
+    fn document<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
+        let mut document = self.store.load().document();
+        document.format = FORMAT;
+        convert::from_json(py, &document.to_value())
     }
 
     fn __len__(&self) -> usize {

@@ -21,7 +21,7 @@ pub mod _ferroflag {
     #[pymodule_export]
     use super::evaluator::{_bench_empty_call, _bench_sha256, PyFlagEvaluator};
     #[pymodule_export]
-    use super::model::{PyCondition, PyFlagConfig, PyRule};
+    use super::model::{PyCondition, PyFlagConfig, PyPrerequisite, PyRule, PySegment};
     #[pymodule_export]
     use super::result::PyEvalResult;
     #[pymodule_export]
@@ -33,6 +33,7 @@ pub mod _ferroflag {
     fn init(m: &Bound<'_, PyModule>) -> PyResult<()> {
         m.add("__version__", env!("CARGO_PKG_VERSION"))?;
         m.add("ConfigError", super::errors::config_error_type(m.py())?)?;
+        m.add("ConfigTypeError", super::errors::config_type_error_type(m.py())?)?;
         Ok(())
     }
 }

@@ -1,4 +1,4 @@
-//! Sticky bucketing (SPEC §2 steps 4 and 6): the only place that hashes.
+//! Sticky bucketing (docs/spec.md §2.1): the only place that hashes.
 //!
 //! A rollout hashes `"{flag_key}:{user_id}"` on every evaluation that reaches step 4, so this is the
 //! hottest code in the crate. The hash prefix is prepared once per flag ([`seed`]): whole 64-byte

@@ -1,11 +1,17 @@
-//! SPEC §2: the answer for one flag and one context, read from a compiled flag set.
+//! docs/spec.md §2: the answer for one flag and one context — the one decision walk. `evaluate`,
+//! `is_enabled` and `explain` all run it; `explain` passes a tracer that records each step, the
+//! others pass `NoTrace`, whose empty methods compile away.
 
+use std::cell::{Cell, RefCell};
 use std::fmt;
 use std::hash::{Hash, Hasher};
 use std::sync::Arc;
 
-use crate::bucket;
-use crate::compile::{CompiledFlag, FlagSet, Variants};
+use serde_json::Value;
+
+use super::bucket;
+use super::time::{self, Instant};
+use crate::compile::{Admit, CompiledFlag, CompiledRule, Fallthrough, FlagSet, Outcome, Served, Split};
 use crate::context::EvalContext;
 
 /// Why an evaluation answered as it did. The string forms are part of the public contract.
@@ -13,19 +19,23 @@ use crate::context::EvalContext;
 pub enum Reason {
     NotFound,
     Disabled,
+    PrerequisiteFailed,
     RuleMatch,
     Percentage,
     PercentageExcluded,
+    NoMatch,
     Default,
 }
 
 impl Reason {
-    pub const ALL: [Reason; 6] = [
+    pub const ALL: [Reason; 8] = [
         Self::NotFound,
         Self::Disabled,
+        Self::PrerequisiteFailed,
         Self::RuleMatch,
         Self::Percentage,
         Self::PercentageExcluded,
+        Self::NoMatch,
         Self::Default,
     ];
 
@@ -34,9 +44,11 @@ impl Reason {
         match self {
             Self::NotFound => "not_found",
             Self::Disabled => "disabled",
+            Self::PrerequisiteFailed => "prerequisite_failed",
             Self::RuleMatch => "rule_match",
             Self::Percentage => "percentage",
             Self::PercentageExcluded => "percentage_excluded",
+            Self::NoMatch => "no_match",
             Self::Default => "default",
         }
     }
@@ -66,11 +78,16 @@ pub struct EvalResult {
     /// `None` reads as `""`; shared with the snapshot, so a result costs no string copy.
     pub variant: Option<Arc<str>>,
     pub reason: Reason,
+    /// The variant's value (docs/spec.md §2.2), shared with the snapshot.
+    pub value: Option<Arc<Value>>,
 }
 
 impl PartialEq for EvalResult {
     fn eq(&self, other: &Self) -> bool {
-        self.enabled == other.enabled && self.reason == other.reason && self.variant() == other.variant()
+        self.enabled == other.enabled
+            && self.reason == other.reason
+            && self.variant() == other.variant()
+            && self.value() == other.value()
     }
 }
 
@@ -78,6 +95,7 @@ impl Eq for EvalResult {}
 
 impl Hash for EvalResult {
     fn hash<H: Hasher>(&self, state: &mut H) {
+        // The value is left out: equal results still hash equal, and values need no hashing.
         self.enabled.hash(state);
         self.variant().hash(state);
         self.reason.hash(state);
@@ -90,75 +108,205 @@ impl EvalResult {
         self.variant.as_deref().unwrap_or("")
     }
 
-    const fn off(reason: Reason) -> Self {
+    #[must_use]
+    pub fn value(&self) -> Option<&Value> {
+        self.value.as_deref()
+    }
+
+    pub(crate) const fn not_found() -> Self {
         Self {
             enabled: false,
             variant: None,
+            reason: Reason::NotFound,
+            value: None,
+        }
+    }
+
+    fn served(enabled: bool, reason: Reason, served: &Served) -> Self {
+        Self {
+            enabled,
+            variant: Some(Arc::clone(&served.variant)),
             reason,
+            value: served.value.clone(),
         }
     }
 }
 
+/// What one evaluation reads besides the flags: the context, the clock (read at most once, and
+/// only by a condition on `now`), and the prerequisite answers found so far.
+pub(crate) struct Env<'a> {
+    pub(crate) ctx: &'a EvalContext,
+    now: Cell<Option<Instant>>,
+    /// Answers of prerequisite flags, so a flag two prerequisites share is evaluated once; empty
+    /// (and unallocated) for flags without prerequisites.
+    prerequisites: RefCell<Vec<(usize, EvalResult)>>,
+}
+
+impl<'a> Env<'a> {
+    #[must_use]
+    #[inline]
+    pub fn new(ctx: &'a EvalContext) -> Self {
+        Self {
+            ctx,
+            now: Cell::new(None),
+            prerequisites: RefCell::new(Vec::new()),
+        }
+    }
+
+    /// The instant of this evaluation.
+    pub(crate) fn now(&self) -> Instant {
+        if let Some(now) = self.now.get() {
+            return now;
+        }
+        let now = time::now();
+        self.now.set(Some(now));
+        now
+    }
+}
+
+/// Receives each step of the decision walk; `explain()` records them. Every method defaults to
+/// doing nothing, so `NoTrace` costs nothing.
+pub(crate) trait Tracer {
+    /// Whether this tracer records anything: when not, the walk may skip work only a tracer sees.
+    const ACTIVE: bool = false;
+    fn prerequisite(&mut self, _index: usize, _answer: &EvalResult, _passed: bool) {}
+    fn rule(&mut self, _rule: &CompiledRule) {}
+    fn condition(&mut self, _matched: bool) {}
+    fn segment(&mut self, _key: &str, _rule: Option<usize>) {}
+    fn instant(&mut self, _actual: Instant, _operand: Instant) {}
+    /// A rollout check: the hash, or `None` for an empty bucketing value.
+    fn rule_rollout(&mut self, _hash: Option<u32>, _percentage: f64, _included: bool) {}
+    fn rule_done(&mut self, _applied: bool) {}
+    fn rollout(&mut self, _hash: Option<u32>, _percentage: f64, _included: bool) {}
+    fn pick(&mut self, _split: &Split, _hash: Option<u32>, _picked: &Served) {}
+}
+
+/// The tracer of `evaluate` and `is_enabled`.
+pub(crate) struct NoTrace;
+
+impl Tracer for NoTrace {}
+
 /// Steps 1–5 without the variant pick, which costs a second hash that `is_enabled` never needs.
-enum Decision<'a> {
+pub(crate) enum Decision<'a> {
     Off(Reason),
-    Rule(&'a Arc<str>),
-    On(Reason),
+    On(Reason, &'a Outcome),
 }
 
 impl CompiledFlag {
-    fn decide(&self, ctx: &EvalContext) -> Decision<'_> {
+    /// The text the flag's rollouts and picks hash (docs/spec.md §2.1).
+    #[inline]
+    fn bucketing_text<'c>(&self, ctx: &'c EvalContext) -> std::borrow::Cow<'c, str> {
+        ctx.attribute(&self.bucket_by).bucketing_text()
+    }
+
+    /// Whether a rollout admits the context: `bucket < percentage`, compared as integers (see
+    /// `bucket::threshold`), and never an empty bucketing value.
+    #[inline]
+    fn admits(&self, ctx: &EvalContext, threshold: u64) -> (Option<u32>, bool) {
+        let text = self.bucketing_text(ctx);
+        if text.is_empty() {
+            return (None, false);
+        }
+        let hash = bucket::hash_u32(&self.rollout_seed, &text);
+        (Some(hash), u64::from(hash) < threshold)
+    }
+
+    #[inline]
+    pub(crate) fn decide<T: Tracer>(&self, set: &FlagSet, env: &Env<'_>, tracer: &mut T) -> Decision<'_> {
         if !self.enabled {
             return Decision::Off(Reason::Disabled);
         }
-        if let Some(rule) = self.rules.iter().find(|r| r.conditions.iter().all(|c| c.matches(ctx))) {
-            return Decision::Rule(&rule.variant);
+        if self.has_prerequisites {
+            if self.prerequisites_broken {
+                return Decision::Off(Reason::PrerequisiteFailed);
+            }
+            for (i, prerequisite) in self.prerequisites.iter().enumerate() {
+                let answer = match prerequisite.flag {
+                    Some(index) => set.evaluate_prerequisite(index, env),
+                    None => EvalResult::not_found(),
+                };
+                let passed = answer.enabled
+                    && (prerequisite.variants.is_empty()
+                        || prerequisite.variants.iter().any(|v| **v == *answer.variant()));
+                tracer.prerequisite(i, &answer, passed);
+                if !passed {
+                    return Decision::Off(Reason::PrerequisiteFailed);
+                }
+            }
         }
-        match self.rollout {
-            Some(_) => {
-                // `bucket < percentage`, compared as integers (see `bucket::threshold`).
-                let hash = bucket::hash_u32(&self.rollout_seed, &ctx.user_id);
-                if u64::from(hash) < self.rollout_threshold {
-                    Decision::On(Reason::Percentage)
+        for rule in &self.rules {
+            tracer.rule(rule);
+            let matched = if T::ACTIVE {
+                // Every condition, so the trace shows each one; the answer is the same.
+                rule.conditions.iter().fold(true, |all, c| {
+                    let matched = c.matches(env, tracer);
+                    tracer.condition(matched);
+                    all && matched
+                })
+            } else {
+                rule.conditions.iter().all(|c| c.matches(env, tracer))
+            };
+            let applied = matched
+                && match rule.admit {
+                    Admit::Always => true,
+                    Admit::Never => {
+                        tracer.rule_rollout(None, 0.0, false);
+                        false
+                    }
+                    Admit::Below { threshold, percentage } => {
+                        let (hash, included) = self.admits(env.ctx, threshold);
+                        tracer.rule_rollout(hash, percentage, included);
+                        included
+                    }
+                };
+            tracer.rule_done(applied);
+            if applied {
+                return Decision::On(Reason::RuleMatch, &rule.outcome);
+            }
+        }
+        match self.fallthrough {
+            Fallthrough::Rollout { threshold, percentage } => {
+                let (hash, included) = self.admits(env.ctx, threshold);
+                tracer.rollout(hash, percentage, included);
+                if included {
+                    Decision::On(Reason::Percentage, &self.outcome)
                 } else {
                     Decision::Off(Reason::PercentageExcluded)
                 }
             }
-            None => Decision::On(Reason::Default),
+            Fallthrough::NoMatch => Decision::Off(Reason::NoMatch),
+            Fallthrough::Default => Decision::On(Reason::Default, &self.outcome),
         }
     }
 
-    fn pick_variant(&self, user_id: &str) -> &Arc<str> {
-        match &self.variants {
-            Variants::Fixed(variant) => variant,
-            Variants::Weighted {
-                names,
-                thresholds,
-                last_positive,
-                seed,
-                ..
-            } => {
+    /// Step 6: the variant an enabled answer carries.
+    fn pick<'s, T: Tracer>(&'s self, outcome: &'s Outcome, ctx: &EvalContext, tracer: &mut T) -> &'s Served {
+        match outcome {
+            Outcome::Fixed(served) => served,
+            Outcome::Split(split) => {
+                let text = self.bucketing_text(ctx);
+                if text.is_empty() {
+                    tracer.pick(split, None, &self.default);
+                    return &self.default;
+                }
                 // The first variant whose running sum exceeds the scaled hash, compared as integers.
-                let hash = u64::from(bucket::hash_u32(seed, user_id));
-                let index = thresholds.iter().position(|&t| hash < t).unwrap_or(*last_positive);
-                &names[index]
+                let hash = bucket::hash_u32(&self.variant_seed, &text);
+                let index = split
+                    .thresholds
+                    .iter()
+                    .position(|&t| u64::from(hash) < t)
+                    .unwrap_or(split.last_positive);
+                let served = &split.served[index];
+                tracer.pick(split, Some(hash), served);
+                served
             }
         }
     }
 
-    fn evaluate(&self, ctx: &EvalContext) -> EvalResult {
-        match self.decide(ctx) {
-            Decision::Off(reason) => EvalResult::off(reason),
-            Decision::Rule(variant) => EvalResult {
-                enabled: true,
-                variant: Some(Arc::clone(variant)),
-                reason: Reason::RuleMatch,
-            },
-            Decision::On(reason) => EvalResult {
-                enabled: true,
-                variant: Some(Arc::clone(self.pick_variant(&ctx.user_id))),
-                reason,
-            },
+    pub(crate) fn evaluate<T: Tracer>(&self, set: &FlagSet, env: &Env<'_>, tracer: &mut T) -> EvalResult {
+        match self.decide(set, env, tracer) {
+            Decision::Off(reason) => EvalResult::served(false, reason, &self.off),
+            Decision::On(reason, outcome) => EvalResult::served(true, reason, self.pick(outcome, env.ctx, tracer)),
         }
     }
 }
@@ -166,22 +314,41 @@ impl CompiledFlag {
 impl FlagSet {
     #[must_use]
     pub fn evaluate(&self, key: &str, ctx: &EvalContext) -> EvalResult {
-        self.flags
-            .get(key)
-            .map_or(EvalResult::off(Reason::NotFound), |flag| flag.evaluate(ctx))
+        self.flags.get(key).map_or(EvalResult::not_found(), |flag| {
+            flag.evaluate(self, &Env::new(ctx), &mut NoTrace)
+        })
     }
 
     /// `Some(enabled)` for a known flag, `None` when there is no flag with that key.
     #[must_use]
+    #[inline]
     pub fn is_enabled(&self, key: &str, ctx: &EvalContext) -> Option<bool> {
         let flag = self.flags.get(key)?;
-        Some(matches!(flag.decide(ctx), Decision::Rule(_) | Decision::On(_)))
+        Some(matches!(
+            flag.decide(self, &Env::new(ctx), &mut NoTrace),
+            Decision::On(..)
+        ))
     }
 
     /// Every flag for one context, in document order.
     #[must_use]
     pub fn evaluate_all<'a>(&'a self, ctx: &'a EvalContext) -> impl ExactSizeIterator<Item = (&'a str, EvalResult)> {
-        self.flags.iter().map(move |(key, flag)| (&**key, flag.evaluate(ctx)))
+        self.flags
+            .iter()
+            .map(move |(key, flag)| (&**key, flag.evaluate(self, &Env::new(ctx), &mut NoTrace)))
+    }
+
+    /// A prerequisite's answer, evaluated once per evaluation however many flags ask for it.
+    fn evaluate_prerequisite(&self, index: usize, env: &Env<'_>) -> EvalResult {
+        if let Some((_, answer)) = env.prerequisites.borrow().iter().find(|(i, _)| *i == index) {
+            return answer.clone();
+        }
+        let Some((_, flag)) = self.flags.get_index(index) else {
+            return EvalResult::not_found();
+        };
+        let answer = flag.evaluate(self, env, &mut NoTrace);
+        env.prerequisites.borrow_mut().push((index, answer.clone()));
+        answer
     }
 }
 
@@ -191,7 +358,7 @@ mod tests {
 
     #[test]
     fn no_variant_and_empty_variant_are_the_same_answer() {
-        let none = EvalResult::off(Reason::Default);
+        let none = EvalResult::not_found();
         let empty = EvalResult {
             variant: Some(Arc::from("")),
             ..none.clone()

@@ -1,12 +1,19 @@
-//! One condition against one context value (SPEC §4), with its operand parsed once at compile time.
+//! One condition against one context (docs/spec.md §5), with its operand parsed once at compile
+//! time. List attributes (§4) are handled here once for every operator: a positive operator holds
+//! when it holds for one element, a negated one (`neq`, `not_in`, `not_in_segment`) when its
+//! positive twin holds for none.
+
+use std::cmp::Ordering;
+use std::sync::Arc;
 
 use regex::{Regex, RegexBuilder};
 use rustc_hash::FxHashSet;
-use std::cmp::Ordering;
-
 use semver::{BuildMetadata, Prerelease};
 
-use crate::context::{Attribute, EvalContext};
+use super::decide::{Env, NoTrace, Tracer};
+use super::time::{Instant, parse_instant};
+use crate::context::{Attribute, AttributeValue};
+use crate::document::ConditionDef;
 
 /// Lists longer than this are looked up through a hash set instead of a scan.
 const SET_THRESHOLD: usize = 8;
@@ -17,19 +24,19 @@ const REGEX_SIZE_LIMIT: usize = 1 << 20;
 pub struct Matcher {
     attribute: Attribute,
     op: Op,
+    /// `neq`, `not_in`, `not_in_segment`: true when `op` holds for no element.
+    negated: bool,
+    /// A `before` / `after` on `now`: the clock stands in when the context sets no `now`.
+    clock: bool,
 }
 
 #[derive(Debug, Clone)]
 enum Op {
     /// A condition that no context can satisfy (empty operand list, unparsable operand, unknown
-    /// operator, bad pattern).
+    /// operator, bad pattern, a segment cycle).
     Never,
-    /// `not_in` with an empty list.
-    Always,
     Eq(Box<str>),
-    Neq(Box<str>),
     In(ValueSet),
-    NotIn(ValueSet),
     Contains(Box<str>),
     StartsWith(Box<str>),
     EndsWith(Box<str>),
@@ -41,6 +48,27 @@ enum Op {
     SemverEq(Box<SemverKey>),
     SemverGt(Box<SemverKey>),
     SemverLt(Box<SemverKey>),
+    Before(Instant),
+    After(Instant),
+    /// In any of these segments (resolved at compile time; unknown keys are left out).
+    Segments(Box<[Arc<Segment>]>),
+}
+
+/// A segment compiled for evaluation: a context is in it when all conditions of one rule match.
+#[derive(Debug)]
+pub struct Segment {
+    pub(crate) key: Arc<str>,
+    pub(crate) rules: Box<[Box<[Matcher]>]>,
+}
+
+impl Segment {
+    /// The index of the first rule that puts the context in the segment. Conditions inside a
+    /// segment are not traced: `explain()` shows which segment matched through which rule.
+    pub(crate) fn matching_rule(&self, env: &Env<'_>) -> Option<usize> {
+        self.rules
+            .iter()
+            .position(|conditions| conditions.iter().all(|c| c.matches(env, &mut NoTrace)))
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -71,28 +99,51 @@ impl ValueSet {
 pub enum MatcherProblem {
     UnknownOperator(String),
     BadPattern(String),
+    BadInstant,
+}
+
+/// What a segment key names while a document is compiled.
+pub enum SegmentRef {
+    Usable(Arc<Segment>),
+    /// No segment has that key: nobody is in it.
+    Unknown,
+    /// A segment on a cycle: a condition naming it is false.
+    Cyclic,
+}
+
+/// How `in_segment` conditions find their segments while a document is compiled.
+pub trait SegmentLookup {
+    fn segment(&self, key: &str) -> SegmentRef;
 }
 
 impl Matcher {
-    /// Compiles one condition. Problems that SPEC §4 turns into warnings come back beside a
-    /// matcher that never matches.
+    /// Compiles one condition. Problems that docs/spec.md §6 turns into warnings come back beside
+    /// a matcher that never matches; unknown segment keys come back as their positions in `values`.
     #[must_use]
-    pub fn compile(attribute: &str, operator: &str, values: &[String]) -> (Self, Option<MatcherProblem>) {
+    pub fn compile(def: &ConditionDef, segments: &dyn SegmentLookup) -> (Self, Option<MatcherProblem>, Vec<usize>) {
+        let values = &def.values;
         let first = values.first().map(String::as_str);
         let text = |build: fn(Box<str>) -> Op| first.map_or(Op::Never, |v| build(v.into()));
         let num = |build: fn(f64) -> Op| first.and_then(parse_number).map_or(Op::Never, build);
         let semver = |build: fn(Box<SemverKey>) -> Op| first.and_then(parse_semver).map_or(Op::Never, build);
         let mut problem = None;
-        let op = match operator {
+        let mut unknown_segments = Vec::new();
+        let mut negated = false;
+        let op = match def.operator.as_str() {
             "eq" => text(Op::Eq),
-            "neq" => text(Op::Neq),
-            "in" if values.is_empty() => Op::Never,
-            // One value: `v in [x]` is `v == x`, one comparison without walking a list.
-            "in" if values.len() == 1 => text(Op::Eq),
-            "in" => Op::In(ValueSet::new(values)),
-            "not_in" if values.is_empty() => Op::Always,
-            "not_in" if values.len() == 1 => text(Op::Neq),
-            "not_in" => Op::NotIn(ValueSet::new(values)),
+            "neq" if values.is_empty() => Op::Never,
+            "neq" => {
+                negated = true;
+                text(Op::Eq)
+            }
+            "in" | "not_in" => {
+                negated = def.operator == "not_in";
+                match values.len() {
+                    // One value: `v in [x]` is `v == x`, one comparison without walking a list.
+                    1 => text(Op::Eq),
+                    _ => Op::In(ValueSet::new(values)),
+                }
+            }
             "contains" => text(Op::Contains),
             "starts_with" => text(Op::StartsWith),
             "ends_with" => text(Op::EndsWith),
@@ -103,6 +154,31 @@ impl Matcher {
             "semver_eq" => semver(Op::SemverEq),
             "semver_gt" => semver(Op::SemverGt),
             "semver_lt" => semver(Op::SemverLt),
+            "before" | "after" => match first.and_then(parse_instant) {
+                Some(at) if def.operator == "before" => Op::Before(at),
+                Some(at) => Op::After(at),
+                None => {
+                    problem = Some(MatcherProblem::BadInstant);
+                    Op::Never
+                }
+            },
+            "in_segment" | "not_in_segment" => {
+                let mut found = Vec::new();
+                let mut cyclic = false;
+                for (i, key) in values.iter().enumerate() {
+                    match segments.segment(key) {
+                        SegmentRef::Usable(segment) => found.push(segment),
+                        SegmentRef::Unknown => unknown_segments.push(i),
+                        SegmentRef::Cyclic => cyclic = true,
+                    }
+                }
+                if cyclic {
+                    Op::Never
+                } else {
+                    negated = def.operator == "not_in_segment";
+                    Op::Segments(found.into_boxed_slice())
+                }
+            }
             "matches" => match first {
                 None => Op::Never,
                 Some(pattern) => match RegexBuilder::new(pattern)
@@ -122,25 +198,48 @@ impl Matcher {
                 Op::Never
             }
         };
-        (
-            Self {
-                attribute: Attribute::from_name(attribute),
-                op,
-            },
-            problem,
-        )
+        let clock = def.attribute == "now" && matches!(op, Op::Before(_) | Op::After(_));
+        let matcher = Self {
+            attribute: Attribute::from_name(&def.attribute),
+            op,
+            negated,
+            clock,
+        };
+        (matcher, problem, unknown_segments)
     }
 
-    #[must_use]
-    pub fn matches(&self, ctx: &EvalContext) -> bool {
-        let v = ctx.attribute(&self.attribute);
+    /// Whether the condition holds for the context of `env`.
+    #[inline]
+    pub(crate) fn matches<T: Tracer>(&self, env: &Env<'_>, tracer: &mut T) -> bool {
+        let found = match &self.op {
+            Op::Never => return false,
+            Op::Segments(segments) => segments.iter().any(|segment| {
+                let rule = segment.matching_rule(env);
+                tracer.segment(&segment.key, rule);
+                rule.is_some()
+            }),
+            Op::Before(at) | Op::After(at) if self.clock => {
+                let value = env.ctx.attribute(&self.attribute);
+                if value == AttributeValue::One("") {
+                    let now = env.now();
+                    tracer.instant(now, *at);
+                    self.holds(now, *at)
+                } else {
+                    value.any(|v| self.holds_text(v, tracer))
+                }
+            }
+            _ => env.ctx.attribute(&self.attribute).any(|v| self.holds_text(v, tracer)),
+        };
+        found != self.negated
+    }
+
+    /// Whether the positive operator holds for one text value.
+    #[inline]
+    fn holds_text<T: Tracer>(&self, v: &str, tracer: &mut T) -> bool {
         match &self.op {
-            Op::Never => false,
-            Op::Always => true,
+            Op::Never | Op::Segments(_) => false,
             Op::Eq(x) => v == &**x,
-            Op::Neq(x) => v != &**x,
             Op::In(set) => set.contains(v),
-            Op::NotIn(set) => !set.contains(v),
             Op::Contains(x) => v.contains(&**x),
             Op::StartsWith(x) => v.starts_with(&**x),
             Op::EndsWith(x) => v.ends_with(&**x),
@@ -152,7 +251,25 @@ impl Matcher {
             Op::SemverEq(x) => parse_semver(v).is_some_and(|v| v.precedence(x).is_eq()),
             Op::SemverGt(x) => parse_semver(v).is_some_and(|v| v.precedence(x).is_gt()),
             Op::SemverLt(x) => parse_semver(v).is_some_and(|v| v.precedence(x).is_lt()),
+            Op::Before(at) | Op::After(at) => parse_instant(v).is_some_and(|instant| {
+                tracer.instant(instant, *at);
+                self.holds(instant, *at)
+            }),
         }
+    }
+
+    fn holds(&self, instant: Instant, at: Instant) -> bool {
+        match self.op {
+            Op::Before(_) => instant < at,
+            Op::After(_) => instant > at,
+            _ => false,
+        }
+    }
+
+    /// Whether this condition reads segments (explain shows them, not an attribute).
+    #[must_use]
+    pub fn reads_segments(&self) -> bool {
+        matches!(self.op, Op::Segments(_))
     }
 }
 
@@ -240,10 +357,19 @@ fn first_line(s: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::context::EvalContext;
+
+    struct NoSegments;
+    impl SegmentLookup for NoSegments {
+        fn segment(&self, _: &str) -> SegmentRef {
+            SegmentRef::Unknown
+        }
+    }
 
     #[test]
     fn one_value_in_and_not_in_answer_as_lists_do() {
-        let ctx = |plan: &str| EvalContext::with_fields("u".into(), String::new(), plan.into(), String::new(), []);
+        let ctx =
+            |plan: &str| EvalContext::with_fields::<String>("u".into(), String::new(), plan.into(), String::new(), []);
         for (operator, values, plan, expected) in [
             ("in", vec!["enterprise"], "enterprise", true),
             ("in", vec!["enterprise"], "free", false),
@@ -255,9 +381,20 @@ mod tests {
             ("not_in", vec!["enterprise", "team"], "free", true),
         ] {
             let values: Vec<String> = values.into_iter().map(String::from).collect();
-            let (matcher, problem) = Matcher::compile("plan", operator, &values);
+            let def = ConditionDef {
+                attribute: "plan".into(),
+                operator: operator.into(),
+                values: values.clone(),
+            };
+            let (matcher, problem, _) = Matcher::compile(&def, &NoSegments);
             assert!(problem.is_none());
-            assert_eq!(matcher.matches(&ctx(plan)), expected, "{plan:?} {operator} {values:?}");
+            let ctx = ctx(plan);
+            let env = Env::new(&ctx);
+            assert_eq!(
+                matcher.matches(&env, &mut NoTrace),
+                expected,
+                "{plan:?} {operator} {values:?}"
+            );
         }
     }
 

@@ -4,8 +4,9 @@
 //! It is written only after the document was applied (a bad response never reaches it) and
 //! atomically (temp file in the same directory, fsync, rename), so readers, crashes and full disks
 //! leave either the old file or the new one. The file is itself a valid flag document in object
-//! form, with the `ETag` under one extra top-level key, which SPEC §1 says loaders ignore:
-//! `{"ferroflag_cache": {"format": 1, "etag": "\"v1\"", "saved_at": 1700000000}, "flags": [...]}`.
+//! form, with the `ETag` under one extra top-level key, an `x-` extension field that loaders pass
+//! over without a warning (docs/spec.md §1):
+//! `{"x-ferroflag-cache": {"format": 1, "etag": "\"v1\"", "saved_at": 1700000000}, "flags": [...]}`.
 
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Read, Write};
@@ -15,14 +16,16 @@ use std::time::SystemTime;
 
 use serde_json::{Map, Value, json};
 
-use crate::config::{self, FlagDef};
+use crate::document::{self, Parsed};
 
-pub(crate) const META_KEY: &str = "ferroflag_cache";
+pub(crate) const META_KEY: &str = "x-ferroflag-cache";
+/// Where releases before format 2 kept the cache's facts; still read, so an upgrade keeps the cache.
+const OLD_META_KEY: &str = "ferroflag_cache";
 const FORMAT: u64 = 1;
 
 #[derive(Debug)]
 pub(crate) struct Cached {
-    pub(crate) defs: Vec<FlagDef>,
+    pub(crate) parsed: Parsed,
     pub(crate) etag: Option<String>,
 }
 
@@ -40,14 +43,17 @@ pub(crate) fn read(path: &Path, max_bytes: u64) -> Result<Option<Cached>, String
     if bytes.len() as u64 > max_bytes {
         return Err(format!("{} is larger than {max_bytes} bytes", path.display()));
     }
-    let value: Value =
+    let mut value: Value =
         serde_json::from_slice(&bytes).map_err(|e| format!("{} is not valid JSON: {e}", path.display()))?;
-    let etag = match value.get(META_KEY).map(|meta| meta.get("etag")) {
+    let meta = value
+        .as_object_mut()
+        .and_then(|doc| doc.remove(META_KEY).or_else(|| doc.remove(OLD_META_KEY)));
+    let etag = match meta.as_ref().map(|meta| meta.get("etag")) {
         Some(Some(Value::String(etag))) => Some(etag.clone()),
         _ => None,
     };
-    let defs = config::flags_from_document(&value).map_err(|e| format!("{}: {e}", path.display()))?;
-    Ok(Some(Cached { defs, etag }))
+    let parsed = document::from_value(&value).map_err(|e| format!("{}: {e}", path.display()))?;
+    Ok(Some(Cached { parsed, etag }))
 }
 
 /// Saves `document` (already validated: it was just applied) with its `ETag`.
@@ -135,9 +141,12 @@ mod tests {
         .unwrap();
         let cached = read(&path, 1 << 20).unwrap().unwrap();
         assert_eq!(cached.etag.as_deref(), Some("\"v1\""));
-        assert_eq!(cached.defs[0].key, "a");
-        // The cache file is itself a flag document.
-        assert_eq!(config::parse_document(&fs::read(&path).unwrap()).unwrap().len(), 1);
+        assert_eq!(cached.parsed.document.flags[0].key, "a");
+        assert!(cached.parsed.warnings.is_empty());
+        // The cache file is itself a flag document, which loads without a warning.
+        let reread = document::parse(&fs::read(&path).unwrap()).unwrap();
+        assert_eq!(reread.document.flags.len(), 1);
+        assert!(reread.warnings.is_empty(), "{:?}", reread.warnings);
 
         write(
             &path,
@@ -146,7 +155,7 @@ mod tests {
         )
         .unwrap();
         let cached = read(&path, 1 << 20).unwrap().unwrap();
-        assert_eq!((cached.etag, cached.defs[0].key.as_str()), (None, "b"));
+        assert_eq!((cached.etag, cached.parsed.document.flags[0].key.as_str()), (None, "b"));
         let leftovers: Vec<_> = fs::read_dir(path.parent().unwrap()).unwrap().collect();
         assert_eq!(leftovers.len(), 1, "temp files left behind: {leftovers:?}");
         #[cfg(unix)]

@@ -16,7 +16,7 @@ use super::status::{Source, StatusCell, SyncStatus};
 use super::worker::{Handle, Shared, Worker};
 use super::{SyncError, cache};
 use crate::compile::FlagSet;
-use crate::config::{self as wire, FlagDef};
+use crate::document::{self, Parsed};
 use crate::store::SnapshotStore;
 
 const THREAD_NAME: &str = "ferroflag-sync";
@@ -228,7 +228,7 @@ impl Poller {
     }
 
     fn apply_document(&mut self, body: &[u8], etag: Option<String>) -> Result<(), FetchFailure> {
-        let defs = wire::parse_document(body).map_err(|e| FetchFailure {
+        let parsed = document::parse(body).map_err(|e| FetchFailure {
             message: format!(
                 "GET {}: rejected the response: {}",
                 self.redactor.redacted_url(),
@@ -237,7 +237,7 @@ impl Poller {
             retry: Retry::Normal,
             status: Some(200),
         })?;
-        self.publish(defs, Source::Network, etag);
+        self.publish(parsed, Source::Network, etag);
         if let Some(path) = self.config.cache_path.clone() {
             let etag = self.etag.clone();
             self.write_cache(&path, body, etag.as_deref());
@@ -247,8 +247,8 @@ impl Poller {
 
     /// Compiles and publishes, then records and reports it. The warnings are taken from the set
     /// before it is published, as another publisher could replace it at any moment after.
-    fn publish(&mut self, defs: Vec<FlagDef>, source: Source, etag: Option<String>) {
-        let flags = FlagSet::compile(defs);
+    fn publish(&mut self, parsed: Parsed, source: Source, etag: Option<String>) {
+        let flags = FlagSet::compile(parsed);
         let warnings = flags.warnings().to_vec();
         let version = self.store.publish(flags);
         self.etag.clone_from(&etag);
@@ -317,7 +317,7 @@ impl Poller {
         match cache::read(&path, self.config.max_body_bytes) {
             Ok(None) => {}
             Ok(Some(cached)) => {
-                self.publish(cached.defs, Source::Cache, cached.etag);
+                self.publish(cached.parsed, Source::Cache, cached.etag);
             }
             Err(reason) => self.report(SyncEvent::CacheIgnored {
                 reason: self.redactor.scrub(&reason),

@@ -16,7 +16,7 @@ use super::events::{SyncEvent, SyncObserver, deliver};
 use super::status::{Source, StatusCell, SyncStatus};
 use super::worker::{Handle, Shared};
 use crate::compile::FlagSet;
-use crate::config as wire;
+use crate::document::{self, Parsed};
 use crate::store::SnapshotStore;
 
 const THREAD_NAME: &str = "ferroflag-file";
@@ -262,8 +262,8 @@ impl Watcher {
         if self.rejected == Some(hash) {
             return;
         }
-        match wire::parse_document(&bytes) {
-            Ok(defs) => self.publish(defs, hash),
+        match document::parse(&bytes) {
+            Ok(parsed) => self.publish(parsed, hash),
             Err(error) => {
                 self.rejected = Some(hash);
                 self.fail(format!("flag file {} rejected: {error}", path.display()));
@@ -271,8 +271,8 @@ impl Watcher {
         }
     }
 
-    fn publish(&mut self, defs: Vec<crate::FlagDef>, hash: [u8; 32]) {
-        let flags = FlagSet::compile(defs);
+    fn publish(&mut self, parsed: Parsed, hash: [u8; 32]) {
+        let flags = FlagSet::compile(parsed);
         let warnings = flags.warnings().to_vec();
         let version = self.store.publish(flags);
         self.applied = Some(hash);
