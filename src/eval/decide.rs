@@ -12,7 +12,7 @@ use serde_json::Value;
 use super::bucket;
 use super::time::{self, Instant};
 use crate::compile::{Admit, CompiledFlag, CompiledRule, Fallthrough, FlagSet, Outcome, Served, Split};
-use crate::context::EvalContext;
+use crate::context::{Attribute, EvalContext};
 
 /// Why an evaluation answered as it did. The string forms are part of the public contract.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -203,11 +203,18 @@ impl CompiledFlag {
     /// `bucket::threshold`), and never an empty bucketing value.
     #[inline]
     fn admits(&self, ctx: &EvalContext, threshold: u64) -> (Option<u32>, bool) {
-        let text = self.bucketing_text(ctx);
-        if text.is_empty() {
-            return (None, false);
-        }
-        let hash = bucket::hash_u32(&self.rollout_seed, &text);
+        // The common case, bucketing by `user_id`, reads the field directly.
+        let hash = match &self.bucket_by {
+            Attribute::UserId if ctx.user_id.is_empty() => return (None, false),
+            Attribute::UserId => bucket::hash_u32(&self.rollout_seed, &ctx.user_id),
+            _ => {
+                let text = self.bucketing_text(ctx);
+                if text.is_empty() {
+                    return (None, false);
+                }
+                bucket::hash_u32(&self.rollout_seed, &text)
+            }
+        };
         (Some(hash), u64::from(hash) < threshold)
     }
 
