@@ -208,7 +208,13 @@ impl Poller {
                 Err(failure) => Err(failure),
             };
             let wait = match result {
-                Ok(()) => self.backoff.healthy(),
+                Ok(()) => {
+                    let wait = self.backoff.healthy();
+                    inner
+                        .shared
+                        .update_status(|cell| cell.set_next_attempt(Instant::now().checked_add(wait)));
+                    wait
+                }
                 Err(failure) => {
                     let wait = self.fail(failure);
                     if first && self.store.version() == 0 {
@@ -218,9 +224,6 @@ impl Poller {
                 }
             };
             first = false;
-            inner
-                .shared
-                .update_status(|cell| cell.set_next_attempt(Instant::now().checked_add(wait)));
             if !inner.shared.sleep(wait) {
                 break;
             }
@@ -289,12 +292,18 @@ impl Poller {
         }
     }
 
-    /// Records a failure, reports it if it starts a streak, and says how long to wait.
+    /// Records a failure and when the next attempt is due — in one update, so a reader never sees
+    /// the new failure count beside the previous attempt time — reports it if it starts a streak,
+    /// and says how long to wait.
     fn fail(&self, failure: FetchFailure) -> Duration {
         let auth = failure.auth_status();
-        let (news, consecutive) = self.inner.shared.update_status(|cell| {
+        let (news, wait) = self.inner.shared.update_status(|cell| {
             let news = cell.failed(failure.message.clone(), auth.is_some());
-            (news, cell.status().consecutive_failures)
+            let wait = self
+                .backoff
+                .after_failure(cell.status().consecutive_failures, failure.retry);
+            cell.set_next_attempt(Instant::now().checked_add(wait));
+            (news, wait)
         });
         match auth {
             Some(status) if news.report_auth => {
@@ -306,7 +315,7 @@ impl Poller {
             _ if news.streak_started => self.report(SyncEvent::FailureStreakStarted { error: failure.message }),
             _ => {}
         }
-        self.backoff.after_failure(consecutive, failure.retry)
+        wait
     }
 
     /// Serves the cache file when the first fetch failed and nothing else filled the store.
