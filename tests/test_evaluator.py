@@ -1,5 +1,5 @@
-"""FlagEvaluator: loading (update, update_json, load_file), evaluation (SPEC §2-§4), warnings and
-rejected documents (SPEC §5)."""
+"""FlagEvaluator: loading (update, update_json, load_file), evaluation (docs/spec.md §2-§5), warnings and
+rejected documents (docs/spec.md §6)."""
 
 from __future__ import annotations
 
@@ -32,7 +32,6 @@ DOCUMENT = [
     {
         "key": "beta-targeted",
         "enabled": True,
-        "percentage": 1e-9,
         "rules": [{"conditions": [ENTERPRISE], "variant": "ent"}],
     },
 ]
@@ -44,12 +43,12 @@ def u32(text: str) -> int:
 
 
 def rollout_bucket(flag_key: str, user_id: str) -> float:
-    """SPEC §2 step 4, written out."""
+    """docs/spec.md §2 step 5 and §2.1, written out."""
     return u32(f"{flag_key}:{user_id}") / 0xFFFFFFFF * 100
 
 
 def variant_pick(flag_key: str, user_id: str, weights: dict[str, float]) -> str:
-    """SPEC §2 step 6, written out."""
+    """docs/spec.md §2 step 6 and §2.1, written out."""
     items = sorted(weights.items())
     total = 0.0
     for _, weight in items:
@@ -123,7 +122,8 @@ def test_update_with_dicts_holding_rule_and_condition_objects(evaluator):
     assert evaluator.evaluate("mixed", EvalContext("u", country="NL")) == EvalResult(
         True, "from-condition-object", "rule_match"
     )
-    assert evaluator.evaluate("mixed", EvalContext("u")) == EvalResult(True, "", "default")
+    # A flag with rules and no rollout serves only their matches (docs/spec.md §2 step 5).
+    assert evaluator.evaluate("mixed", EvalContext("u")) == EvalResult(False, "", "no_match")
     assert evaluator.get_config("mixed").rules[1].conditions == [Condition("country", "in", ["NL"])]
 
 
@@ -151,30 +151,93 @@ def test_update_json_forms(evaluator, loaded, kind, shape):
     document = {"str": text, "bytes": text.encode(), "bytearray": bytearray(text.encode())}[kind]
     evaluator.update_json(document)
     assert evaluator.keys() == KEYS
+    # Unknown members of the document object load with a warning at their bare name (docs/spec.md §1, §6).
+    expected = [] if shape == "array" else [(None, "version"), (None, "generated_at")]
+    assert sorted((w.flag, w.path) for w in evaluator.warnings) == sorted(expected)
     assert snapshot_answers(evaluator, SAMPLE_CONTEXTS) == snapshot_answers(loaded, SAMPLE_CONTEXTS)
 
 
-def test_update_json_ignores_unknown_fields(evaluator):
-    evaluator.update_json(
-        json.dumps(
-            [
-                {
-                    "key": "k",
-                    "enabled": True,
-                    "owner": "team-x",
-                    "rules": [
-                        {
-                            "conditions": [{**ENTERPRISE, "comment": "big ones"}],
-                            "variant": "ent",
-                            "note": "x",
-                        }
-                    ],
-                }
-            ]
-        )
-    )
+def test_update_json_unknown_fields_warn_at_their_path_and_are_otherwise_ignored(evaluator):
+    # docs/spec.md §1 "Unknown fields and extension fields", §6: an unknown field loads with a warning
+    # at its own path (with the field meant, when one is close) and changes no answer.
+    document = {
+        "format": 2,
+        "colour": "blue",
+        "flags": [
+            {
+                "key": "k",
+                "enabled": True,
+                "owner": "team-x",
+                "percentge": 50,
+                "rules": [
+                    {
+                        "conditions": [{**ENTERPRISE, "comment": "big ones", "atribute": "plan"}],
+                        "variant": "ent",
+                        "note": "x",
+                        "priorty": 3,
+                    }
+                ],
+                "prerequisites": [{"key": "other", "varients": ["on"]}],
+            },
+            {"key": "other", "enabled": True, "default_variant": "on"},
+        ],
+    }
+    evaluator.update_json(json.dumps(document))
     assert evaluator.evaluate("k", EvalContext("u", plan="enterprise")) == EvalResult(True, "ent", "rule_match")
+    # "percentge" is not read as "percentage": the flag has rules and no rollout.
+    assert evaluator.evaluate("k", EvalContext("u", plan="free")) == EvalResult(False, "", "no_match")
+    assert evaluator.get_config("k").percentage == 0
+    warnings = {w.path: (w.flag, w.message) for w in evaluator.warnings}
+    assert warnings == {
+        "colour": (None, "unknown field"),
+        "flags[0].owner": ("k", "unknown field"),
+        "flags[0].percentge": ("k", 'unknown field; did you mean "percentage"?'),
+        "flags[0].rules[0].conditions[0].comment": ("k", "unknown field"),
+        "flags[0].rules[0].conditions[0].atribute": ("k", 'unknown field; did you mean "attribute"?'),
+        "flags[0].rules[0].note": ("k", 'unknown field; did you mean "name"?'),
+        "flags[0].rules[0].priorty": ("k", 'unknown field; did you mean "priority"?'),
+        "flags[0].prerequisites[0].varients": ("k", 'unknown field; did you mean "variants"?'),
+    }
+    assert len(evaluator.warnings) == len(warnings)
+    assert str(next(w for w in evaluator.warnings if w.path == "flags[0].percentge")) == (
+        'flag "k", field "percentge": unknown field; did you mean "percentage"?'
+    )
+
+
+def test_update_json_extension_fields_load_silently(evaluator):
+    # Names that start with "x-" (lowercase, as written) are extension fields: ignored without a warning.
+    segment = {"key": "staff", "x-source": "hr", "rules": [{"x-why": "emails", "conditions": [ENTERPRISE]}]}
+    flag = {
+        "key": "k",
+        "enabled": True,
+        "x-owner-team": {"name": "payments", "nested": [1, 2, {"deep": True}]},
+        "x-": "",
+        "rules": [
+            {
+                "x-ticket": "PAY-311",
+                "conditions": [{**ENTERPRISE, "x-comment": "big ones"}],
+                "variant": "ent",
+            }
+        ],
+    }
+    document = {"format": 2, "x-generated-by": "flag-admin 4.2", "segments": [segment], "flags": [flag]}
+    evaluator.update_json(json.dumps(document))
     assert evaluator.warnings == []
+    assert evaluator.evaluate("k", EvalContext("u", plan="enterprise")) == EvalResult(True, "ent", "rule_match")
+    assert evaluator.evaluate("k", EvalContext("u", plan="free")) == EvalResult(False, "", "no_match")
+    # Only lowercase "x-" marks an extension: "X-Owner" is an unknown field like any other.
+    evaluator.update_json(json.dumps([{"key": "k", "enabled": True, "X-Owner": "payments", "x_owner": "p"}]))
+    assert sorted(w.path for w in evaluator.warnings) == ["flags[0].X-Owner", "flags[0].x_owner"]
+
+
+def test_update_unknown_fields_in_dicts_warn_like_json(evaluator):
+    # Every route applies the same rules (docs/spec.md §6): dicts given to update() warn the same way.
+    flags = [{"key": "k", "enabled": True, "percentge": 50, "x-owner": "me", "rules": [{"variant": "a", "nmae": ""}]}]
+    evaluator.update(flags)
+    from_dicts = [(w.flag, w.path, w.message) for w in evaluator.warnings]
+    evaluator.update_json(json.dumps(flags))
+    assert [(w.flag, w.path, w.message) for w in evaluator.warnings] == from_dicts
+    assert sorted(path for _, path, _ in from_dicts) == ["flags[0].percentge", "flags[0].rules[0].nmae"]
 
 
 def test_update_json_null_fields_mean_defaults(evaluator):
@@ -199,7 +262,7 @@ def test_update_json_numbers_in_condition_values_keep_their_json_text(evaluator)
     ]
     assert evaluator.evaluate("k", EvalContext("u", properties={"n": "1.50"})).reason == "rule_match"
     assert evaluator.evaluate("k", EvalContext("u", properties={"n": 3})).reason == "rule_match"
-    assert evaluator.evaluate("k", EvalContext("u", properties={"n": 1.5})).reason == "default"  # "1.5" != "1.50"
+    assert evaluator.evaluate("k", EvalContext("u", properties={"n": 1.5})).reason == "no_match"  # "1.5" != "1.50"
 
 
 @pytest.mark.parametrize("as_path", [False, True])
@@ -245,11 +308,24 @@ def test_evaluate_every_reason(loaded, users):
     assert loaded.evaluate("missing", enterprise) == EvalResult(False, "", "not_found")
     assert loaded.evaluate("alpha-off", enterprise) == EvalResult(False, "", "disabled")
     assert loaded.evaluate("beta-targeted", enterprise) == EvalResult(True, "ent", "rule_match")
-    assert loaded.evaluate("beta-targeted", EvalContext("user-1")) == EvalResult(False, "", "percentage_excluded")
+    # Rules and no rollout: a context no rule takes is off (docs/spec.md §2 step 5).
+    assert loaded.evaluate("beta-targeted", EvalContext("user-1")) == EvalResult(False, "", "no_match")
     assert loaded.evaluate("zeta-on", enterprise) == EvalResult(True, "dv", "default")
     rollout = {loaded.evaluate("mid-rollout", ctx) for ctx in users[:200]}
     assert {r.reason for r in rollout} == {"percentage", "percentage_excluded"}
     assert {(r.enabled, r.variant) for r in rollout} == {(True, "a"), (True, "b"), (False, "")}
+    # A prerequisite that is off, or answers with another variant, turns the flag off (§2 step 3).
+    loaded.update(
+        [
+            *DOCUMENT,
+            {"key": "needs-alpha", "enabled": True, "prerequisites": [{"key": "alpha-off"}], "default_variant": "x"},
+            {"key": "needs-zeta-dv", "enabled": True, "prerequisites": [{"key": "zeta-on", "variants": ["dv"]}]},
+            {"key": "needs-zeta-v2", "enabled": True, "prerequisites": [{"key": "zeta-on", "variants": ["v2"]}]},
+        ]
+    )
+    assert loaded.evaluate("needs-alpha", enterprise) == EvalResult(False, "", "prerequisite_failed")
+    assert loaded.evaluate("needs-zeta-dv", enterprise) == EvalResult(True, "", "default")
+    assert loaded.evaluate("needs-zeta-v2", enterprise) == EvalResult(False, "", "prerequisite_failed")
 
 
 @pytest.mark.parametrize("percentage", [37.5, 50, 0.001, 1e-9, 100 / 3, 66.7, 99.999, 99.99999999])
@@ -296,7 +372,7 @@ def test_is_enabled_default_applies_only_to_unknown_flags(loaded, users):
     assert loaded.is_enabled("missing", ctx, default=True) is True
     assert loaded.is_enabled("missing", ctx, default=False) is False
     assert loaded.is_enabled("alpha-off", ctx, default=True) is False
-    assert loaded.is_enabled("beta-targeted", ctx, default=True) is False  # percentage_excluded
+    assert loaded.is_enabled("beta-targeted", ctx, default=True) is False  # no_match
     assert loaded.is_enabled("zeta-on", ctx, default=False) is True
     for user in users[:300]:
         assert loaded.is_enabled("mid-rollout", user, default=True) is loaded.evaluate("mid-rollout", user).enabled
@@ -316,7 +392,7 @@ def test_evaluate_all_in_document_order_with_every_reason(loaded, users):
         assert list(results) == KEYS
         assert results == {key: loaded.evaluate(key, ctx) for key in KEYS}
         seen.update(r.reason for r in results.values())
-    assert seen == {"disabled", "rule_match", "percentage", "percentage_excluded", "default"}
+    assert seen == {"disabled", "rule_match", "percentage", "percentage_excluded", "no_match", "default"}
 
 
 def test_evaluate_all_on_an_empty_evaluator(evaluator):
@@ -395,10 +471,10 @@ def test_numbers_and_bools_in_properties_are_matched_as_text(evaluator):
         assert evaluator.evaluate(key, as_dict) == EvalResult(True, "hit", "rule_match"), key
     # "True" (Python's str) is not the stored text.
     evaluator.update([{"key": "k", "enabled": True, "rules": [rule("beta", "eq", "True", "hit")]}])
-    assert evaluator.evaluate("k", ctx).reason == "default"
+    assert evaluator.evaluate("k", ctx).reason == "no_match"
 
 
-# --- operators (SPEC §4) -----------------------------------------------------------------------
+# --- operators (docs/spec.md §5) -----------------------------------------------------------------------
 
 LARGE = [f"v{i}" for i in range(20)]  # longer lists take another lookup path
 
@@ -518,7 +594,7 @@ OPERATOR_CASES = [
 def test_operator(evaluator, operator, values, value, matches):
     rule = {"conditions": [{"attribute": "v", "operator": operator, "values": values}], "variant": "hit"}
     evaluator.update([{"key": "k", "enabled": True, "rules": [rule]}])
-    expected = EvalResult(True, "hit", "rule_match") if matches else EvalResult(True, "", "default")
+    expected = EvalResult(True, "hit", "rule_match") if matches else EvalResult(False, "", "no_match")
     assert evaluator.evaluate("k", EvalContext("u", properties={"v": value})) == expected
     # The same through a condition on a field rather than a property.
     rule["conditions"][0]["attribute"] = "email"
@@ -556,15 +632,15 @@ def test_attribute_lookup(evaluator):
         "missing=": "rule_match",
     }
     empty = EvalContext("other", properties={"missing": "now-present"})
-    assert {r.reason for r in evaluator.evaluate_all(empty).values()} == {"default"}
+    assert {r.reason for r in evaluator.evaluate_all(empty).values()} == {"no_match"}
 
 
 def test_all_conditions_of_a_rule_must_match(evaluator):
     conditions = [ENTERPRISE, {"attribute": "country", "operator": "in", "values": ["NL"]}]
     evaluator.update([{"key": "k", "enabled": True, "rules": [{"conditions": conditions, "variant": "both"}]}])
     assert evaluator.evaluate("k", EvalContext("u", plan="enterprise", country="NL")).reason == "rule_match"
-    assert evaluator.evaluate("k", EvalContext("u", plan="enterprise", country="DE")).reason == "default"
-    assert evaluator.evaluate("k", EvalContext("u", plan="free", country="NL")).reason == "default"
+    assert evaluator.evaluate("k", EvalContext("u", plan="enterprise", country="DE")).reason == "no_match"
+    assert evaluator.evaluate("k", EvalContext("u", plan="free", country="NL")).reason == "no_match"
 
 
 def test_rule_with_no_conditions_matches_everyone(evaluator, users):
@@ -572,7 +648,7 @@ def test_rule_with_no_conditions_matches_everyone(evaluator, users):
     assert {evaluator.evaluate("k", u) for u in users[:200]} == {EvalResult(True, "all", "rule_match")}
 
 
-# --- rules, rollouts, variants (SPEC §2) -------------------------------------------------------
+# --- rules, rollouts, variants (docs/spec.md §2) -------------------------------------------------------
 
 
 def test_higher_priority_first_and_ties_keep_document_order(evaluator):
@@ -661,14 +737,72 @@ def test_zero_weights_fall_back_to_default_variant(evaluator, users):
 
 
 def test_rule_variant_is_not_replaced_by_the_weighted_pick(evaluator):
-    evaluator.update(
-        [{"key": "k", "enabled": True, "variants": {"a": 1}, "rules": [{"conditions": [ENTERPRISE], "variant": ""}]}]
-    )
+    flag = {"key": "k", "enabled": True, "variants": {"a": 1}, "rules": [{"conditions": [ENTERPRISE], "variant": ""}]}
+    evaluator.update([flag])
+    assert evaluator.evaluate("k", EvalContext("u", plan="enterprise")) == EvalResult(True, "", "rule_match")
+    assert evaluator.evaluate("k", EvalContext("u")) == EvalResult(False, "", "no_match")
+    # With a rollout of 100 the contexts no rule takes get the weighted pick; a match still does not.
+    evaluator.update([{**flag, "percentage": 100}])
     assert evaluator.evaluate("k", EvalContext("u", plan="enterprise")) == EvalResult(True, "", "rule_match")
     assert evaluator.evaluate("k", EvalContext("u")) == EvalResult(True, "a", "default")
 
 
-# --- warnings (SPEC §4, §5) --------------------------------------------------------------------
+def test_percentage_100_keeps_the_format_1_answer_for_contexts_no_rule_takes(evaluator, users):
+    # docs/spec.md "What changed from format 1", item 1: 0 (or absent) serves only the rule matches,
+    # 100 serves everyone else too, with reason "default"; a flag without rules is unchanged.
+    rules = [{"conditions": [ENTERPRISE], "variant": "ent"}]
+    evaluator.update(
+        [
+            {"key": "absent", "enabled": True, "rules": rules, "default_variant": "dv"},
+            {"key": "zero", "enabled": True, "percentage": 0, "rules": rules, "default_variant": "dv"},
+            {"key": "negative", "enabled": True, "percentage": -5, "rules": rules, "default_variant": "dv"},
+            {"key": "hundred", "enabled": True, "percentage": 100, "rules": rules, "default_variant": "dv"},
+            {"key": "no-rules-zero", "enabled": True, "percentage": 0, "default_variant": "dv"},
+            {"key": "no-rules-absent", "enabled": True, "default_variant": "dv"},
+        ]
+    )
+    free = [EvalContext(u.user_id, plan="free") for u in users[:300]]
+    keys = evaluator.keys()
+    answers = {key: {evaluator.evaluate(key, ctx) for ctx in free} for key in keys}
+    assert answers == {
+        "absent": {EvalResult(False, "", "no_match")},
+        "zero": {EvalResult(False, "", "no_match")},
+        "negative": {EvalResult(False, "", "no_match")},  # clamps to 0, with a warning
+        "hundred": {EvalResult(True, "dv", "default")},
+        "no-rules-zero": {EvalResult(True, "dv", "default")},
+        "no-rules-absent": {EvalResult(True, "dv", "default")},
+    }
+    assert [w.path for w in evaluator.warnings] == ["flags[2].percentage"]
+    enterprise = EvalContext("user-1", plan="enterprise")
+    for key in ("absent", "zero", "negative", "hundred"):
+        assert evaluator.evaluate(key, enterprise) == EvalResult(True, "ent", "rule_match"), key
+
+
+def test_off_answers_carry_off_variant_and_its_value(evaluator):
+    # docs/spec.md "What changed from format 1", item 5, and §2.2.
+    common = {"off_variant": "none", "values": {"none": {"limit": 5}, "ent": {"limit": 50}, "": {"limit": 0}}}
+    evaluator.update(
+        [
+            {"key": "disabled", "enabled": False, **common},
+            {"key": "targeted", "enabled": True, "rules": [{"conditions": [ENTERPRISE], "variant": "ent"}], **common},
+            {"key": "rollout", "enabled": True, "percentage": 1e-9, **common},
+            {"key": "gated", "enabled": True, "prerequisites": [{"key": "disabled"}], **common},
+        ]
+    )
+    free, enterprise = EvalContext("user-1", plan="free"), EvalContext("user-1", plan="enterprise")
+    off = {"limit": 5}
+    assert evaluator.evaluate("disabled", free) == EvalResult(False, "none", "disabled", off)
+    assert evaluator.evaluate("targeted", free) == EvalResult(False, "none", "no_match", off)
+    assert evaluator.evaluate("targeted", enterprise) == EvalResult(True, "ent", "rule_match", {"limit": 50})
+    assert evaluator.evaluate("rollout", free) == EvalResult(False, "none", "percentage_excluded", off)
+    assert evaluator.evaluate("gated", free) == EvalResult(False, "none", "prerequisite_failed", off)
+    assert evaluator.evaluate("missing", free) == EvalResult(False, "", "not_found", None)
+    # The value is the caller's own copy.
+    evaluator.evaluate("disabled", free).value["limit"] = 999
+    assert evaluator.get_value("disabled", free) == off
+
+
+# --- warnings (docs/spec.md §5, §6) --------------------------------------------------------------------
 
 WARNING_CASES = [
     pytest.param(
@@ -772,9 +906,9 @@ def test_a_condition_with_a_warning_never_matches_but_the_rest_works(evaluator):
             },
         ]
     )
-    assert evaluator.evaluate("k", EvalContext("u", plan="(")) == EvalResult(True, "", "default")
+    assert evaluator.evaluate("k", EvalContext("u", plan="(")) == EvalResult(False, "", "no_match")
     assert evaluator.evaluate("k", EvalContext("u", plan="enterprise")) == EvalResult(True, "ok", "rule_match")
-    assert evaluator.evaluate("j", EvalContext("u", plan="")) == EvalResult(True, "", "default")
+    assert evaluator.evaluate("j", EvalContext("u", plan="")) == EvalResult(False, "", "no_match")
     assert len(evaluator.warnings) == 2
 
 
@@ -840,7 +974,7 @@ def test_get_config_and_configs(evaluator):
     assert FlagEvaluator().configs() == []
 
 
-# --- rejected documents (SPEC §5) --------------------------------------------------------------
+# --- rejected documents (docs/spec.md §6) --------------------------------------------------------------
 
 BAD_DOCUMENTS = [
     pytest.param("[{", None, "", "not valid JSON", id="not-json"),
@@ -882,7 +1016,7 @@ BAD_DOCUMENTS = [
         '[{"key": "k", "enabled": true, "rules": [{"priority": 1.5}]}]',
         "k",
         "flags[0].rules[0].priority",
-        "expected an integer, got 1.5",
+        'expected an integer, got "1.5"',
         id="priority-float",
     ),
     pytest.param(

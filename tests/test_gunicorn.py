@@ -1,6 +1,6 @@
 """A real `gunicorn --preload` with 2 uvicorn workers serving the example FastAPI app on loopback,
 each worker's `FlagSyncClient` polling a loopback flag service: a flag change on the service must
-reach every worker within two sync intervals (SPEC §6; the client is created in the master before
+reach every worker within two sync intervals (docs/spec.md §7; the client is created in the master before
 the fork, and each worker's lifespan starts its own poller).
 
 Everything is bounded: gunicorn gets 30 s to come up, the change two intervals plus request latency

@@ -1,4 +1,4 @@
-"""The original design's three behaviours (SPEC §7): a 50 % rollout splits users evenly, bucketing is
+"""The original design's three behaviours (docs/spec.md §8): a 50 % rollout splits users evenly, bucketing is
 sticky, and rules target users by plan. Only the seed's API shapes are used here."""
 
 from __future__ import annotations
@@ -54,16 +54,13 @@ def test_same_user_gets_the_same_answer_from_two_evaluators(user_ids):
 
 
 def test_plan_rule_targets_enterprise_users_only(user_ids):
-    # SPEC §2: percentage 0 means "no rollout: everyone", so a targeted-only flag needs a rollout that
-    # nobody outside the rule falls into. A bucket is h / 0xFFFFFFFF * 100 for an integer h, so the
-    # smallest non-zero bucket is about 2.3e-8; with 1e-9 only a user whose hash is exactly 0 gets in.
+    # docs/spec.md §2 step 5: a flag with rules and no rollout serves only the contexts a rule matches.
     evaluator = FlagEvaluator()
     evaluator.update(
         [
             FlagConfig(
                 key="enterprise-only",
                 enabled=True,
-                percentage=1e-9,
                 rules=[Rule(conditions=[Condition("plan", "in", ["enterprise"])], variant="", priority=0)],
             )
         ]
@@ -74,5 +71,5 @@ def test_plan_rule_targets_enterprise_users_only(user_ids):
         assert (enterprise.enabled, enterprise.variant, enterprise.reason) == (True, "", "rule_match")
         for plan in ("free", "team", "", "Enterprise"):
             other = evaluator.evaluate("enterprise-only", EvalContext(user_id=user_id, plan=plan))
-            assert (other.enabled, other.variant, other.reason) == (False, "", "percentage_excluded")
+            assert (other.enabled, other.variant, other.reason) == (False, "", "no_match")
             assert evaluator.is_enabled("enterprise-only", EvalContext(user_id=user_id, plan=plan)) is False

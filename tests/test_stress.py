@@ -1,5 +1,5 @@
 """Load: 8 threads evaluating while 1 thread updates and a sync client swaps in snapshots from a
-loopback flag server, all on one evaluator, for a bounded time (SPEC §5: readers never see half an
+loopback flag server, all on one evaluator, for a bounded time (docs/spec.md §6: readers never see half an
 update).
 
 Every snapshot is tagged: its flags' variants all carry `u{n}` (the updater's n-th update) or

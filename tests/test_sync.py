@@ -378,7 +378,7 @@ def test_cache_holds_the_last_good_document_and_a_bad_200_never_overwrites_it(se
     wait_until(cache.exists, what="the cache file")
     saved = json.loads(cache.read_text())
     assert saved["flags"] == DOC1
-    assert saved["ferroflag_cache"]["etag"] == '"v1"'
+    assert saved["x-ferroflag-cache"]["etag"] == '"v1"'
     good = cache.read_bytes()
 
     for bad in (ok(b"{nope", '"bad"'), ok([{"enabled": True}], '"bad"'), truncated(DOC2, '"bad"')):
@@ -391,7 +391,7 @@ def test_cache_holds_the_last_good_document_and_a_bad_200_never_overwrites_it(se
     server.always(None)
     server.set_document(DOC2, '"v2"')
     wait_until(lambda: "beta" in cache.read_text(), what="the new document in the cache")
-    assert json.loads(cache.read_text())["ferroflag_cache"]["etag"] == '"v2"'
+    assert json.loads(cache.read_text())["x-ferroflag-cache"]["etag"] == '"v2"'
     assert [p.name for p in cache.parent.iterdir()] == [cache.name], "no temp file left behind"
 
 

@@ -1,5 +1,5 @@
 """Readers on real threads while a writer publishes: every answer comes from one whole snapshot, and
-no reader ever goes back to an older one (SPEC §5)."""
+no reader ever goes back to an older one (docs/spec.md §6)."""
 
 from __future__ import annotations
 

@@ -159,9 +159,14 @@ def test_types_cannot_be_subclassed():
 
 def test_result_fields_and_defaults():
     r = EvalResult(True, "b", "rule_match")
-    assert (r.enabled, r.variant, r.reason) == (True, "b", "rule_match")
+    assert (r.enabled, r.variant, r.reason, r.value) == (True, "b", "rule_match", None)
     assert EvalResult(True) == EvalResult(True, "", "default")
+    assert EvalResult(True) == EvalResult(True, "", "default", None)
     assert EvalResult(enabled=False, variant="", reason="not_found") == EvalResult(False, reason="not_found")
+    with_value = EvalResult(False, "none", "no_match", {"max_items": 5})
+    assert (with_value.enabled, with_value.variant, with_value.reason) == (False, "none", "no_match")
+    assert with_value.value == {"max_items": 5}
+    assert EvalResult(True, value=[1, "a"]).value == [1, "a"]
 
 
 def test_result_repr():
@@ -169,6 +174,10 @@ def test_result_repr():
     assert repr(EvalResult(False, "", "not_found")) == "EvalResult(enabled=False, variant='', reason='not_found')"
     r = EvalResult(True, "it's", "percentage")
     assert eval(repr(r), {"EvalResult": EvalResult}) == r
+    # A value shows only when there is one.
+    v = EvalResult(False, "none", "no_match", {"max_items": 5})
+    assert repr(v) == "EvalResult(enabled=False, variant='none', reason='no_match', value={'max_items': 5})"
+    assert eval(repr(v), {"EvalResult": EvalResult}) == v
 
 
 def test_result_eq_and_hash():
@@ -180,6 +189,10 @@ def test_result_eq_and_hash():
     assert r != EvalResult(True, "b", "default")
     assert r != (True, "b", "rule_match")
     assert len({r, EvalResult(True, "b", "rule_match"), EvalResult(True, "", "default")}) == 2
+    # The value is part of the answer.
+    assert r != EvalResult(True, "b", "rule_match", 5)
+    assert EvalResult(True, "b", "rule_match", {"a": [1]}) == EvalResult(True, "b", "rule_match", {"a": [1]})
+    assert EvalResult(True, "b", "rule_match", {"a": [1]}) != EvalResult(True, "b", "rule_match", {"a": [2]})
 
 
 def test_result_from_evaluate_equals_a_constructed_one():
@@ -196,32 +209,45 @@ def test_result_from_evaluate_equals_a_constructed_one():
 
 @pytest.mark.parametrize("protocol", PROTOCOLS)
 def test_result_pickle_round_trip(protocol):
-    for r in (EvalResult(True, "b", "rule_match"), EvalResult(False, "", "percentage_excluded")):
+    for r in (
+        EvalResult(True, "b", "rule_match"),
+        EvalResult(False, "", "percentage_excluded"),
+        EvalResult(False, "none", "no_match", {"max_items": 5, "tags": ["a"]}),
+        EvalResult(False, "off", "prerequisite_failed", 0.15),
+    ):
         clone = pickle.loads(pickle.dumps(r, protocol=protocol))
         assert clone == r
-        assert (clone.enabled, clone.variant, clone.reason) == (r.enabled, r.variant, r.reason)
+        assert (clone.enabled, clone.variant, clone.reason, clone.value) == (r.enabled, r.variant, r.reason, r.value)
     assert copy.deepcopy(r) == r
 
 
 def describe(result: EvalResult) -> str:
     match result:
-        case EvalResult(True, variant, "rule_match"):
+        case EvalResult(True, variant, "rule_match", None):
             return f"targeted:{variant}"
+        case EvalResult(True, variant, "rule_match", {"limit": limit}):
+            return f"targeted:{variant}:limit={limit}"
         case EvalResult(True, "", reason):
             return f"on:{reason}"
         case EvalResult(False, _, "not_found"):
             return "missing"
+        case EvalResult(False, _, "no_match" | "prerequisite_failed" as reason, value) if value is not None:
+            return f"off:{reason}:{value}"
         case EvalResult(enabled=False, reason=reason):
             return f"off:{reason}"
     return "other"
 
 
 def test_result_match_statement():
-    assert EvalResult.__match_args__ == ("enabled", "variant", "reason")
+    assert EvalResult.__match_args__ == ("enabled", "variant", "reason", "value")
     assert describe(EvalResult(True, "v2", "rule_match")) == "targeted:v2"
+    assert describe(EvalResult(True, "v2", "rule_match", {"limit": 50})) == "targeted:v2:limit=50"
     assert describe(EvalResult(True, "", "percentage")) == "on:percentage"
     assert describe(EvalResult(False, "", "not_found")) == "missing"
     assert describe(EvalResult(False, "", "disabled")) == "off:disabled"
+    assert describe(EvalResult(False, "", "no_match")) == "off:no_match"
+    assert describe(EvalResult(False, "none", "no_match", 5)) == "off:no_match:5"
+    assert describe(EvalResult(False, "none", "prerequisite_failed", 5)) == "off:prerequisite_failed:5"
     assert describe(EvalResult(True, "x", "default")) == "other"
 
 
@@ -229,12 +255,34 @@ def test_result_match_statement():
 def test_result_unknown_reason_is_a_value_error(reason):
     with pytest.raises(ValueError, match="unknown reason") as excinfo:
         EvalResult(True, "", reason)
-    assert "not_found, disabled, rule_match, percentage, percentage_excluded, default" in str(excinfo.value)
+    expected = (
+        "not_found, disabled, prerequisite_failed, rule_match, percentage, percentage_excluded, no_match, default"
+    )
+    assert expected in str(excinfo.value)
+
+
+@pytest.mark.parametrize(
+    ("reason", "enabled"),
+    [
+        ("not_found", False),
+        ("disabled", False),
+        ("prerequisite_failed", False),
+        ("rule_match", True),
+        ("percentage", True),
+        ("percentage_excluded", False),
+        ("no_match", False),
+        ("default", True),
+    ],
+)
+def test_result_accepts_every_reason(reason, enabled):
+    # docs/spec.md §2: the reasons table, the format-2 ones (prerequisite_failed, no_match) included.
+    result = EvalResult(enabled, "", reason)
+    assert (result.enabled, result.reason) == (enabled, reason)
 
 
 def test_result_is_frozen():
     r = EvalResult(True, "b", "rule_match")
-    for name in ("enabled", "variant", "reason", "other"):
+    for name in ("enabled", "variant", "reason", "value", "other"):
         with pytest.raises(AttributeError):
             setattr(r, name, "x")
 

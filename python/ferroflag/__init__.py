@@ -5,6 +5,7 @@ from __future__ import annotations
 from ferroflag._ferroflag import (
     Condition,
     ConfigError,
+    ConfigTypeError,
     ConfigWarning,
     EvalContext,
     EvalResult,
@@ -13,7 +14,9 @@ from ferroflag._ferroflag import (
     FlagEvaluator,
     FlagFileWatcher,
     FlagSyncClient,
+    Prerequisite,
     Rule,
+    Segment,
     SyncStatus,
     __version__,
 )
@@ -21,6 +24,7 @@ from ferroflag._ferroflag import (
 __all__ = [
     "Condition",
     "ConfigError",
+    "ConfigTypeError",
     "ConfigWarning",
     "EvalContext",
     "EvalResult",
@@ -29,7 +33,9 @@ __all__ = [
     "FlagEvaluator",
     "FlagFileWatcher",
     "FlagSyncClient",
+    "Prerequisite",
     "Rule",
+    "Segment",
     "SyncStatus",
     "__version__",
 ]

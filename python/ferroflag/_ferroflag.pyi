@@ -12,6 +12,7 @@ from typing import Any, ClassVar, Literal, TypeAlias, TypedDict, final
 __all__ = [
     "Condition",
     "ConfigError",
+    "ConfigTypeError",
     "ConfigWarning",
     "EvalContext",
     "EvalResult",
@@ -20,7 +21,9 @@ __all__ = [
     "FlagEvaluator",
     "FlagFileWatcher",
     "FlagSyncClient",
+    "Prerequisite",
     "Rule",
+    "Segment",
     "SyncStatus",
     "__version__",
     "_bench_empty_call",
@@ -30,61 +33,108 @@ __all__ = [
 __version__: str
 """The package version, from the crate's `Cargo.toml`."""
 
-_Reason: TypeAlias = Literal["not_found", "disabled", "rule_match", "percentage", "percentage_excluded", "default"]
-# `properties` must be a real dict, with str keys and str, int, float or bool values (checked at run
+_Reason: TypeAlias = Literal[
+    "not_found",
+    "disabled",
+    "prerequisite_failed",
+    "rule_match",
+    "percentage",
+    "percentage_excluded",
+    "no_match",
+    "default",
+]
+# A property value as a condition sees it: text, or a list of texts (docs/spec.md §4).
+_PropertyValue: TypeAlias = str | list[str]
+# Any JSON value: what a flag's `values` carry (docs/spec.md §2.2).
+_Json: TypeAlias = Any
+# `properties` must be a real dict, with str keys and str, int, float or bool values, or lists or tuples
+# of them (checked at run
 # time: TypeError). Its values are typed Any because dict is invariant: any precise value type would
 # reject ordinary `dict[str, str]` or `dict[str, int]` variables.
 _Properties: TypeAlias = dict[str, Any]
 # A context is an `EvalContext`, or a dict with (some of) its fields:
 # `user_id`, `email`, `plan`, `country`, `properties`. Any other key raises `TypeError`.
 _Context: TypeAlias = EvalContext | dict[str, Any]
-# One flag for `FlagEvaluator.update()`: a `FlagConfig`, or a dict in wire format (SPEC §1) that may hold
+# One flag for `FlagEvaluator.update()`: a `FlagConfig`, or a dict in wire format (docs/spec.md §1) that may hold
 # `Rule` and `Condition` objects in place of their dicts.
 _FlagInput: TypeAlias = FlagConfig | dict[str, Any]
 _Weights: TypeAlias = dict[str, float] | dict[str, int]
 _StrPath: TypeAlias = str | os.PathLike[str]
 
-class _ConditionTrace(TypedDict):
+class _SegmentTrace(TypedDict):
+    key: str
+    rule: int | None
+    """The segment rule that put the context in the segment, or None."""
+
+class _InstantTrace(TypedDict):
+    actual: float
+    """The instant compared (the context's, or the clock's for `now`), in epoch seconds."""
+    compared_to: float
+
+class _ConditionTrace(TypedDict, total=False):
     attribute: str
     operator: str
     values: list[str]
     actual: str
-    """The context's value of the attribute."""
+    """The context's value of the attribute (a list as `[a, b]`)."""
     matched: bool
+    segments: list[_SegmentTrace]
+    """For `in_segment` / `not_in_segment`: each segment checked."""
+    instant: _InstantTrace
+    """For `before` / `after`."""
+
+class _RolloutTrace(TypedDict):
+    bucket: float | None
+    """The context's bucket in [0, 100]; None for an empty bucketing value (never in a partial rollout)."""
+    percentage: float
+    included: bool
+    """`bucket < percentage`."""
 
 class _RuleTrace(TypedDict):
     index: int
     """Position in the flag's `rules` list as written."""
+    name: str
     priority: int
     variant: str
     matched: bool
+    """Every condition matched."""
+    applied: bool
+    """Matched and admitted by the rule's percentage: the rule gave the answer."""
+    rollout: _RolloutTrace | None
     conditions: list[_ConditionTrace]
 
-class _RolloutTrace(TypedDict):
-    bucket: float
-    """The user's bucket in [0, 100]."""
-    percentage: float
-    included: bool
-    """`bucket < percentage`."""
+class _PrerequisiteTrace(TypedDict):
+    key: str
+    variants: list[str]
+    enabled: bool
+    variant: str
+    reason: _Reason
+    passed: bool
 
 class _VariantPick(TypedDict):
     weights: list[list[str | float]]
     """`[name, weight]` pairs, sorted by name: the order the pick walks."""
     total: float
-    point: float
-    """The user's point in [0, total]; the first variant whose running sum exceeds it wins."""
+    point: float | None
+    """The context's point in [0, total] (None: empty bucketing value, default_variant); the first
+    variant whose running sum exceeds it wins."""
     picked: str
 
 class _Explanation(TypedDict):
+    flag: str
     enabled: bool
     variant: str
     reason: _Reason
+    value: _Json
+    bucket_by: str
+    bucketing_value: str
+    prerequisites: list[_PrerequisiteTrace]
     rules: list[_RuleTrace]
-    """Rules in the order they were tried (priority, then document order), up to the one that matched."""
+    """Rules in the order they were tried (priority, then document order), up to the one that applied."""
     rollout: _RolloutTrace | None
-    """Present when the flag has a real rollout and no rule matched."""
+    """Present when the flag's own rollout was checked (no rule applied)."""
     variant_pick: _VariantPick | None
-    """Present when the answer is enabled and the flag splits between weighted variants."""
+    """Present when an enabled answer came from a weighted split."""
 
 @final
 class FlagEvaluator:
@@ -103,19 +153,33 @@ class FlagEvaluator:
         TypeError: `flags` is not an iterable of `FlagConfig` or dict.
     """
 
-    def __new__(cls, flags: Iterable[_FlagInput] | None = None) -> FlagEvaluator: ...
-    def update(self, flags: Iterable[_FlagInput]) -> None:
-        """Replaces every flag with `flags`.
+    def __new__(
+        cls,
+        flags: Iterable[_FlagInput] | None = None,
+        *,
+        segments: Iterable[Segment | dict[str, Any]] | None = None,
+        metadata: dict[str, str | int | float | bool] | None = None,
+    ) -> FlagEvaluator: ...
+    def update(
+        self,
+        flags: Iterable[_FlagInput],
+        *,
+        segments: Iterable[Segment | dict[str, Any]] | None = None,
+        metadata: dict[str, str | int | float | bool] | None = None,
+    ) -> None:
+        """Replaces every flag with `flags`, and the segments and document metadata with the ones
+        given (none when left out), as one format-2 document.
 
         On any error nothing changes: the previous snapshot keeps answering.
 
         Arguments:
-            flags: `FlagConfig` objects or wire-format dicts (SPEC §1). A later flag with the same
+            flags: `FlagConfig` objects or wire-format dicts (docs/spec.md §1). A later flag with the same
                 key replaces an earlier one (keeping the earlier one's place in document order), and
                 is reported in `warnings`.
 
         Raises:
-            ConfigError: A flag definition is invalid; `.flag` and `.path` name the flag and field.
+            ConfigError: A flag or segment definition is invalid; `.flag` and `.path` name the flag
+                and field (a field of the wrong type raises `ConfigTypeError`, also a `TypeError`).
             TypeError: `flags` is a str, bytes or dict (use `update_json()` for a document), or
                 holds something that is not a `FlagConfig` or dict, or a value with no JSON form.
         """
@@ -124,8 +188,9 @@ class FlagEvaluator:
         """Replaces every flag with a wire-format document.
 
         Arguments:
-            document: JSON text: an array of flags, or an object `{"flags": [...]}` (other
-                top-level keys are ignored).
+            document: JSON text: an array of flags, or an object with `flags` and optionally
+                `format`, `segments` and `metadata` (docs/spec.md §1). Unknown fields load with a
+                warning in `warnings`; `x-` fields pass silently.
 
         Raises:
             ConfigError: The document is not valid JSON, has the wrong shape, or holds an invalid
@@ -175,6 +240,22 @@ class FlagEvaluator:
 
         Raises:
             TypeError: `ctx` is not a valid context, or `default` is not a bool.
+        """
+
+    def get_value(self, key: str, ctx: _Context, default: Any = None) -> Any:
+        """The value a flag serves a context (docs/spec.md §2.2).
+
+        Arguments:
+            key: The flag key.
+            ctx: An `EvalContext`, or a dict with the same fields.
+            default: Returned when the answer carries no value (unknown flag, or a variant without
+                an entry in the flag's `values`).
+
+        Returns:
+            `evaluate(key, ctx).value`, a new object the caller owns, or `default` when it is None.
+
+        Raises:
+            TypeError: `ctx` is not a valid context.
         """
 
     def get_variant(self, key: str, ctx: _Context) -> str:
@@ -228,8 +309,10 @@ class FlagEvaluator:
             ctx: An `EvalContext`, or a dict with the same fields.
 
         Returns:
-            A dict of plain data with the answer (`enabled`, `variant`, `reason`) and its trace
-            (`rules`, `rollout`, `variant_pick`), or None when there is no flag with that key.
+            A dict of plain data with the answer (`enabled`, `variant`, `reason`, `value`) and its
+            trace (`prerequisites`, `rules` with their conditions, segments, instants and
+            rollouts, `rollout`, `variant_pick`), or None when there is no flag with that key.
+            It is the same decision walk as `evaluate()`, so the two always agree.
 
         Raises:
             TypeError: `ctx` is not a valid context.
@@ -237,8 +320,10 @@ class FlagEvaluator:
 
     @property
     def warnings(self) -> list[ConfigWarning]:
-        """Problems found in the current flags when they were loaded (unknown operators, patterns
-        that do not compile, duplicate keys, weights summing to 0, percentages outside [0, 100]).
+        """Problems found in the current document when it was loaded (docs/spec.md §6): unknown
+        fields, operators and segments, patterns and instants that do not parse, duplicate keys,
+        weights summing to 0, percentages outside [0, 100], prerequisite and segment cycles,
+        unreachable rules, missing or mixed-type values.
         """
 
     @property
@@ -261,6 +346,17 @@ class FlagEvaluator:
         Returns:
             The flag's `FlagConfig`, or None when there is no flag with that key.
         """
+
+    def segments(self) -> list[Segment]:
+        """The segments of the current document, in document order."""
+
+    @property
+    def metadata(self) -> dict[str, str | int | float | bool]:
+        """The current document's own metadata (a new dict on each access)."""
+
+    def document(self) -> dict[str, Any]:
+        """The current document in wire form (format 2), duplicates resolved: `update_json()` of
+        its JSON gives back the same flags, segments and metadata."""
 
     def configs(self) -> list[FlagConfig]:
         """Every flag definition as loaded.
@@ -289,11 +385,13 @@ class EvalContext:
         plan: The user's plan.
         country: The user's country.
         properties: Further attributes. Values are stored as text: ints and floats as `str()`
-            gives them, `True`/`False` as `"true"`/`"false"`.
+            gives them, `True`/`False` as `"true"`/`"false"`. A list or tuple of such values is a
+            list attribute (`groups=["staff", "beta"]`): a condition on it holds when it holds for
+            one element (`neq`, `not_in`: for none), docs/spec.md §4.
 
     Raises:
         TypeError: An argument has the wrong type (`user_id` must be a str or int, property names
-            str, property values str, int, float or bool).
+            str, property values str, int, float or bool, or a list or tuple of them).
     """
 
     def __new__(
@@ -321,19 +419,20 @@ class EvalContext:
         """The country, `""` when not given."""
 
     @property
-    def properties(self) -> dict[str, str]:
-        """The properties as text, sorted by name. A new dict on each access: changing it does not
-        change the context.
+    def properties(self) -> dict[str, _PropertyValue]:
+        """The properties as text (lists as lists of text), sorted by name. A new dict on each
+        access: changing it does not change the context.
         """
 
-    def get(self, attribute: str) -> str:
+    def get(self, attribute: str) -> _PropertyValue:
         """The value a condition on `attribute` would see.
 
         Arguments:
             attribute: A field name (`user_id`, `email`, `plan`, `country`) or a property name.
 
         Returns:
-            The value, or `""` when the context does not have it.
+            The value (a new list for a list property), or `""` when the context does not have it
+            (an empty list reads as `""` too).
         """
 
     def __eq__(self, other: object, /) -> bool: ...
@@ -348,16 +447,20 @@ class EvalResult:
     Arguments:
         enabled: Whether the flag is on.
         variant: The variant served, `""` for none.
-        reason: Why: `not_found`, `disabled`, `rule_match`, `percentage`, `percentage_excluded`
-            or `default`.
+        reason: Why: `not_found`, `disabled`, `prerequisite_failed`, `rule_match`, `percentage`,
+            `percentage_excluded`, `no_match` or `default`.
+        value: The variant's value (any JSON value), None for none.
 
     Raises:
         ValueError: `reason` is not one of the reasons above.
+        TypeError: `value` has no JSON form.
     """
 
-    __match_args__ = ("enabled", "variant", "reason")
+    __match_args__ = ("enabled", "variant", "reason", "value")
 
-    def __new__(cls, enabled: bool, variant: str = "", reason: _Reason = "default") -> EvalResult: ...
+    def __new__(
+        cls, enabled: bool, variant: str = "", reason: _Reason = "default", value: _Json = None
+    ) -> EvalResult: ...
     @property
     def enabled(self) -> bool:
         """Whether the flag is on for the context."""
@@ -370,8 +473,15 @@ class EvalResult:
 
     @property
     def reason(self) -> _Reason:
-        """Why: `not_found` (no such flag), `disabled`, `rule_match`, `percentage` (inside the
-        rollout), `percentage_excluded` (outside it) or `default` (no rollout: everyone).
+        """Why (docs/spec.md §2): `not_found` (no such flag), `disabled`, `prerequisite_failed`,
+        `rule_match`, `percentage` (inside the rollout), `percentage_excluded` (outside it),
+        `no_match` (the flag has rules, no rollout, and none took the context) or `default`.
+        """
+
+    @property
+    def value(self) -> _Json:
+        """The value of the answer's variant from the flag's `values` (None when it has none); a
+        new object on each access, so changing it never changes a later answer.
         """
 
     def __eq__(self, other: object, /) -> bool: ...
@@ -384,13 +494,15 @@ class Condition:
     Arguments:
         attribute: `user_id`, `email`, `plan`, `country`, or a property name.
         operator: `eq`, `neq`, `in`, `not_in`, `contains`, `starts_with`, `ends_with`, `gt`,
-            `gte`, `lt`, `lte`, `matches`, `semver_eq`, `semver_gt` or `semver_lt`. An unknown
-            operator is accepted here, reported as a warning on load, and never matches.
-        values: The operand list; ints and floats are stored as their text.
+            `gte`, `lt`, `lte`, `matches`, `semver_eq`, `semver_gt`, `semver_lt`, `before`,
+            `after`, `in_segment` or `not_in_segment` (docs/spec.md §5). An unknown operator is
+            accepted here, reported as a warning on load, and never matches.
+        values: The operand list; ints and floats are stored as their text. For the segment
+            operators, segment keys (the attribute is not used: pass `""`).
 
     Raises:
         TypeError: `values` is not a list (a bare str is refused), or holds something other than
-            str, int or float.
+            str, int or float (`ConfigTypeError`).
     """
 
     __hash__: ClassVar[None]  # type: ignore[assignment]
@@ -420,7 +532,7 @@ class Condition:
         """Builds a condition from its wire format.
 
         Arguments:
-            data: A dict with `attribute`, `operator` and optionally `values`; other keys are ignored.
+            data: A dict with `attribute`, `operator` and optionally `values`.
 
         Returns:
             The condition.
@@ -434,12 +546,17 @@ class Condition:
 
 @final
 class Rule:
-    """Targeting: when every condition matches, the flag is on with this rule's variant.
+    """Targeting: when every condition matches (and the rule's percentage admits the context), the
+    flag is on with this rule's variant.
 
     Arguments:
         conditions: `Condition` objects or their dicts; all must match. Empty matches everyone.
         variant: The variant served on a match.
         priority: Higher priorities are tried first; equal priorities keep document order.
+        percentage: The share of matching contexts the rule applies to (by the flag's bucket);
+            the others go on to the next rule. 100 by default.
+        variants: Variant name to weight: a match gets a weighted pick from these instead of `variant`.
+        name: For people and `explain()` only.
 
     Raises:
         TypeError: `conditions` is not a list, or holds something other than a `Condition` or dict.
@@ -449,7 +566,14 @@ class Rule:
     __hash__: ClassVar[None]  # type: ignore[assignment]
 
     def __new__(
-        cls, conditions: Iterable[Condition | dict[str, Any]] | None = None, variant: str = "", priority: int = 0
+        cls,
+        conditions: Iterable[Condition | dict[str, Any]] | None = None,
+        variant: str = "",
+        priority: int = 0,
+        *,
+        percentage: float = 100.0,
+        variants: _Weights | None = None,
+        name: str = "",
     ) -> Rule: ...
     @property
     def conditions(self) -> list[Condition]:
@@ -463,11 +587,24 @@ class Rule:
     def priority(self) -> int:
         """The rule's priority."""
 
+    @property
+    def percentage(self) -> float:
+        """The share of matching contexts the rule applies to, as given."""
+
+    @property
+    def variants(self) -> dict[str, float]:
+        """Variant name to weight for the rule's own split, sorted by name (a new dict)."""
+
+    @property
+    def name(self) -> str:
+        """The rule's name, `""` when it has none."""
+
     def to_dict(self) -> dict[str, Any]:
         """The rule in wire format.
 
         Returns:
-            `{"conditions": [...], "variant": ..., "priority": ...}`.
+            `{"conditions": [...], "variant": ..., "priority": ...}`, plus `name`, `percentage`
+            and `variants` when they are not their defaults.
         """
 
     @staticmethod
@@ -475,7 +612,8 @@ class Rule:
         """Builds a rule from its wire format.
 
         Arguments:
-            data: A dict with optional `conditions`, `variant` and `priority`; other keys are ignored.
+            data: A dict with optional `name`, `conditions`, `variant`, `variants`, `percentage`
+                and `priority`.
 
         Returns:
             The rule.
@@ -489,22 +627,29 @@ class Rule:
 
 @final
 class FlagConfig:
-    """One flag's definition, with the same fields as the wire format (SPEC §1).
+    """One flag's definition, with the same fields as the wire format (docs/spec.md §1).
 
     Arguments:
         key: The flag key; must not be empty.
         enabled: False turns the flag off for everyone (reason `disabled`).
-        percentage: `0 < percentage < 100` rolls the flag out to that share of users; 0 and 100
-            mean no rollout: everyone. Values outside [0, 100] load with a warning and also mean
-            everyone.
+        percentage: The share of the contexts no rule took that get the flag (docs/spec.md §2
+            step 5). 0 on a flag with rules: only the contexts a rule takes (`no_match` for the
+            others); 0 without rules, or 100: everyone. Values outside [0, 100] clamp, with a warning.
         rules: `Rule` objects or their dicts.
         variants: Variant name to weight (>= 0), for a weighted, sticky split.
         default_variant: The variant served when `variants` is empty (or its weights sum to 0).
+        bucket_by: The attribute rollouts and picks hash (`user_id` by default; e.g. `org_id`).
+        prerequisites: `Prerequisite` objects or their dicts: flags that must be on (with one of
+            the listed variants) for this one to be on.
+        off_variant: The variant of every off answer.
+        values: Variant name to any JSON value: what each answer carries (`EvalResult.value`).
+        metadata: Facts about the flag (str, int, float or bool values), not used for evaluation.
 
     Raises:
-        ValueError: `key` is empty, `percentage` is not finite, or a weight is negative or not finite.
-        TypeError: An argument has the wrong type.
-        ConfigError: A rule or condition dict is invalid.
+        ConfigError: A field is invalid (`key` empty, `percentage` not finite, a negative weight...);
+            `.flag` and `.path` name the flag and field. A field of the wrong type raises
+            `ConfigTypeError`, which is also a `TypeError`.
+        TypeError: An argument has the wrong Python type.
     """
 
     __hash__: ClassVar[None]  # type: ignore[assignment]
@@ -517,6 +662,12 @@ class FlagConfig:
         rules: Iterable[Rule | dict[str, Any]] | None = None,
         variants: _Weights | None = None,
         default_variant: str = "",
+        *,
+        bucket_by: str = "user_id",
+        prerequisites: Iterable[Prerequisite | dict[str, Any]] | None = None,
+        off_variant: str = "",
+        values: dict[str, _Json] | None = None,
+        metadata: dict[str, str | int | float | bool] | None = None,
     ) -> FlagConfig: ...
     @property
     def key(self) -> str:
@@ -542,11 +693,32 @@ class FlagConfig:
     def default_variant(self) -> str:
         """The variant served when there is no weighted split."""
 
+    @property
+    def bucket_by(self) -> str:
+        """The attribute rollouts and picks hash."""
+
+    @property
+    def prerequisites(self) -> list[Prerequisite]:
+        """The prerequisites, in the order given (a new list)."""
+
+    @property
+    def off_variant(self) -> str:
+        """The variant of every off answer."""
+
+    @property
+    def values(self) -> dict[str, _Json]:
+        """Variant name to value (a new dict)."""
+
+    @property
+    def metadata(self) -> dict[str, str | int | float | bool]:
+        """Facts about the flag (a new dict)."""
+
     def to_dict(self) -> dict[str, Any]:
         """The flag in wire format; `FlagConfig.from_dict(c.to_dict()) == c`.
 
         Returns:
-            A dict with every field; whole-number percentages and weights come back as ints.
+            A dict with the format-1 fields always and the newer ones when set; whole-number
+            percentages and weights come back as ints.
         """
 
     @staticmethod
@@ -554,11 +726,89 @@ class FlagConfig:
         """Builds a flag from its wire format, validated as `update()` validates a dict.
 
         Arguments:
-            data: A dict with `key` and `enabled`, and optionally the other fields; unknown keys
-                are ignored.
+            data: A dict with `key` and `enabled`, and optionally the other fields.
 
         Returns:
             The flag.
+
+        Raises:
+            ConfigError: A field is missing or has the wrong type.
+            TypeError: `data` is not a dict.
+        """
+
+    def __eq__(self, other: object, /) -> bool: ...
+
+@final
+class Prerequisite:
+    """A flag that must be on for another to be on (docs/spec.md §2 step 3).
+
+    Arguments:
+        key: The prerequisite flag's key.
+        variants: When given, the prerequisite must also answer with one of these variants.
+
+    Raises:
+        ConfigError: `key` is empty.
+        TypeError: An argument has the wrong type.
+    """
+
+    __hash__: ClassVar[None]  # type: ignore[assignment]
+
+    def __new__(cls, key: str, variants: Iterable[str] | None = None) -> Prerequisite: ...
+    @property
+    def key(self) -> str:
+        """The prerequisite flag's key."""
+
+    @property
+    def variants(self) -> list[str]:
+        """The accepted variants; empty: any variant of an enabled answer."""
+
+    def to_dict(self) -> dict[str, Any]:
+        """The prerequisite in wire format."""
+
+    @staticmethod
+    def from_dict(data: dict[str, Any]) -> Prerequisite:
+        """Builds a prerequisite from its wire format.
+
+        Raises:
+            ConfigError: A field is missing or has the wrong type.
+            TypeError: `data` is not a dict.
+        """
+
+    def __eq__(self, other: object, /) -> bool: ...
+
+@final
+class Segment:
+    """A named audience that conditions refer to with `in_segment` / `not_in_segment` (docs/spec.md §3).
+
+    Arguments:
+        key: The segment key; must not be empty.
+        rules: Each rule a list of `Condition` objects or dicts (all must match), or a dict
+            `{"conditions": [...]}`; a context is in the segment when any one rule matches.
+
+    Raises:
+        ConfigError: A field is invalid.
+        TypeError: An argument has the wrong type.
+    """
+
+    __hash__: ClassVar[None]  # type: ignore[assignment]
+
+    def __new__(
+        cls, key: str, rules: Iterable[Iterable[Condition | dict[str, Any]] | dict[str, Any]] | None = None
+    ) -> Segment: ...
+    @property
+    def key(self) -> str:
+        """The segment key."""
+
+    @property
+    def rules(self) -> list[list[Condition]]:
+        """Each rule as its list of conditions (new lists)."""
+
+    def to_dict(self) -> dict[str, Any]:
+        """The segment in wire format: `{"key": ..., "rules": [{"conditions": [...]}, ...]}`."""
+
+    @staticmethod
+    def from_dict(data: dict[str, Any]) -> Segment:
+        """Builds a segment from its wire format.
 
         Raises:
             ConfigError: A field is missing or has the wrong type.
@@ -605,6 +855,11 @@ class ConfigError(FerroflagError, ValueError):
     path: str
     """JSON path of the offending field from the document root, e.g. `flags[3].rules[0].priority`;
     `""` for the document as a whole."""
+    message: str
+    """What is wrong, without the location."""
+
+class ConfigTypeError(ConfigError, TypeError):
+    """A field of a flag document or definition has the wrong type: a `ConfigError` and a `TypeError`."""
 
 def _bench_empty_call(key: str, ctx: object, default: bool = False) -> bool:
     """Benchmark floor, not API: a call shaped like `is_enabled()` that does nothing.
@@ -630,7 +885,7 @@ def _bench_sha256(data: bytes, iterations: int) -> int:
     """
 
 # ---------------------------------------------------------------------------------------------------
-# Sync: keeping an evaluator current from a flag service, a static URL or a local file (SPEC §6).
+# Sync: keeping an evaluator current from a flag service, a static URL or a local file (docs/spec.md §7).
 
 _Source: TypeAlias = Literal["none", "network", "cache", "file"]
 
@@ -775,7 +1030,7 @@ class FlagFileWatcher:
 
     Arguments:
         evaluator: The evaluator whose flags this watcher replaces.
-        path: The flag document (SPEC §1).
+        path: The flag document (docs/spec.md §1).
         interval: Seconds between checks; a check is one `stat()` unless the file changed.
         max_bytes: A larger file is refused and the previous flags kept.
 
