@@ -11,9 +11,9 @@ FLAGS = [
     {
         "key": "staff-only",
         "enabled": True,
-        "percentage": 1e-9,
         "rules": [{"conditions": [{"attribute": "email", "operator": "ends_with", "values": ["@staff.test"]}]}],
     },
+    {"key": "limits", "enabled": True, "default_variant": "std", "values": {"std": {"rows": 500, "zero": 0}}},
 ]
 
 SECRET_KEY = "ferroflag-tests-not-secret"

@@ -705,7 +705,29 @@ def test_template_tag_without_a_request_is_anonymous():
         template.render(Context({"key": None}))
 
 
-@pytest.mark.parametrize("source", ["{% flag %}x{% endflag %}", '{% flag "a" "b" %}x{% endflag %}', '{% flag "a" %}'])
+def test_template_tags_for_values_and_defaults():
+    template = Template(
+        "{% load ferroflag %}"
+        '{% flag_value "limits" as limits %}{{ limits.rows }}/{{ limits.zero }}|'
+        '{% flag_value "no-such-flag" 7 %}|{% flag_value "no-such-flag" %}|'
+        '{% flag "no-such-flag" default=True %}on{% else %}off{% endflag %}|'
+        '{% flag "off-flag" default=True %}on{% else %}off{% endflag %}'
+    )
+    # A default answers for an unknown flag only; a disabled flag stays off.
+    assert template.render(Context({})) == "500/0|7|None|on|off"
+    with pytest.raises(TemplateSyntaxError, match="default must be True or False"):
+        Template('{% load ferroflag %}{% flag "x" default="yes" %}y{% endflag %}').render(Context({}))
+
+
+@pytest.mark.parametrize(
+    "source",
+    [
+        "{% flag %}x{% endflag %}",
+        '{% flag "a" "b" %}x{% endflag %}',
+        '{% flag "a" %}',
+        '{% flag "a" fallback=True %}x{% endflag %}',
+    ],
+)
 def test_template_tag_syntax_errors(source):
     with pytest.raises(TemplateSyntaxError):
         Template("{% load ferroflag %}" + source)

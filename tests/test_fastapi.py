@@ -52,7 +52,6 @@ def only_for(key: str, attribute: str, values: list[str], variant: str = "") -> 
     return {
         "key": key,
         "enabled": True,
-        "percentage": 1e-9,
         "rules": [{"conditions": [{"attribute": attribute, "operator": "in", "values": values}], "variant": variant}],
     }
 
@@ -308,7 +307,6 @@ def test_header_context() -> None:
             {
                 "key": "staff",
                 "enabled": True,
-                "percentage": 1e-9,
                 "rules": [{"conditions": [{"attribute": "email", "operator": "ends_with", "values": ["@corp.test"]}]}],
             },
         ]
@@ -854,3 +852,52 @@ def test_the_readme_quick_start_runs(ferroflag: TestData) -> None:
     assert client.get("/checkout").json() == {"theme": "slate"}
     ferroflag.set({"new-checkout": False})
     assert client.get("/checkout").status_code == 404
+
+
+# --- values ------------------------------------------------------------------------------------------
+
+
+def test_per_request_flags_serve_values_and_the_callers_default() -> None:
+    evaluator = FlagEvaluator(
+        [
+            {
+                "key": "export-limit",
+                "enabled": True,
+                "rules": [
+                    {"conditions": [{"attribute": "plan", "operator": "eq", "values": ["team"]}], "variant": "big"}
+                ],
+                "off_variant": "small",
+                "values": {"big": 5000, "small": 100},
+            },
+            {"key": "checkout", "enabled": True, "default_variant": "v2", "values": {"v2": {"max_items": 50}}},
+            {"key": "zero", "enabled": True, "default_variant": "z", "values": {"z": 0}},
+        ]
+    )
+    app = FastAPI()
+    setup(app, evaluator, context=lambda request: EvalContext("u", plan=request.headers.get("x-test-plan", "")))
+
+    @app.get("/limits")
+    def limits(flags: FlagsDep) -> dict[str, Any]:
+        config = flags.value("checkout", {})
+        config["max_items"] = -1  # the caller's own copy: the next request still sees 50
+        return {
+            "limit": flags.value("export-limit", 10),
+            "zero": flags.value("zero", 7),
+            "missing": flags.value("no-such-flag", "fallback"),
+            "evaluated": sorted(flags.evaluated()),
+        }
+
+    @app.get("/config")
+    def config(flags: FlagsDep) -> Any:
+        return flags.value("checkout")
+
+    client = TestClient(app)
+    assert client.get("/limits", headers={"x-test-plan": "team"}).json() == {
+        "limit": 5000,
+        "zero": 0,
+        "missing": "fallback",
+        "evaluated": ["checkout", "export-limit", "no-such-flag", "zero"],
+    }
+    # Off (no_match) carries the off variant's value, not the caller's default.
+    assert client.get("/limits").json()["limit"] == 100
+    assert client.get("/config").json() == {"max_items": 50}

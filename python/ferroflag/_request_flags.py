@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from ferroflag import EvalResult
 
 __all__ = ["RequestFlagsBase"]
@@ -26,6 +28,13 @@ class RequestFlagsBase:
     def variant(self, key: str) -> str:
         """The variant of `key` for this request, `""` when it is off or unknown."""
         return self.evaluate(key).variant
+
+    def value(self, key: str, default: Any = None) -> Any:
+        """The value `key` serves this request (docs/spec.md §2.2): a limit, a config dict...;
+        `default` when the answer carries none (unknown flag, or a variant without a value).
+        A list or dict is the caller's own copy."""
+        value = self.evaluate(key).value
+        return default if value is None else value
 
     def evaluated(self) -> dict[str, EvalResult]:
         """The flags this request has asked about so far, with their answers (e.g. for exposure logs)."""
