@@ -12,7 +12,6 @@ import ferroflag.testing
 import pytest
 from ferroflag import EvalContext, EvalResult, FlagConfig, FlagEvaluator
 from ferroflag.testing import (
-    NOBODY_PERCENTAGE,
     TestData,  # imported into a test module on purpose: pytest must not try to collect it
     bind,
     bound_evaluator,
@@ -47,6 +46,8 @@ def app_evaluator():
             {
                 "key": "targeted",
                 "enabled": True,
+                # Everyone no rule takes gets the flag too (docs/spec.md §2 step 5).
+                "percentage": 100,
                 "rules": [
                     {"conditions": [{"attribute": "plan", "operator": "eq", "values": ["team"]}], "variant": "t"}
                 ],
@@ -90,9 +91,11 @@ def test_on_for_user_ids_only_those_users():
     ev = td.evaluator
     assert triple(ev.evaluate("beta", ctx("alice"))) == (True, "", "rule_match")
     assert triple(ev.evaluate("beta", EvalContext(42))) == (True, "", "rule_match")
-    assert triple(ev.evaluate("beta", ctx("bob"))) == (False, "", "percentage_excluded")
-    # "Nobody else": none of 10,000 users is inside the stand-in rollout.
+    # "Nobody else": a flag with rules and no rollout serves only their matches (docs/spec.md §2 step 5).
+    assert triple(ev.evaluate("beta", ctx("bob"))) == (False, "", "no_match")
+    assert ev.get_config("beta").percentage == 0
     assert sum(ev.is_enabled_many("beta", USERS)) == 0
+    assert {ev.evaluate("beta", u).reason for u in USERS[:500]} == {"no_match"}
 
 
 def test_on_for_attributes_and_variant():
@@ -101,7 +104,7 @@ def test_on_for_attributes_and_variant():
     ev = td.evaluator
     assert triple(ev.evaluate("f", ctx(plan="team"))) == (True, "v2", "rule_match")
     assert triple(ev.evaluate("f", ctx(country="NZ"))) == (True, "v2", "rule_match")
-    assert not ev.is_enabled("f", ctx(plan="free", country="DE"))
+    assert triple(ev.evaluate("f", ctx(plan="free", country="DE"))) == (False, "", "no_match")
 
 
 def test_on_for_needs_targets():
@@ -118,7 +121,7 @@ def test_rule_with_any_operator_and_bare_value():
     ev = td.evaluator
     assert triple(ev.evaluate("f", ctx(plan="enterprise"))) == (True, "ent", "rule_match")
     assert triple(ev.evaluate("f", ctx(properties={"age": 30}))) == (True, "adult", "rule_match")
-    assert not ev.is_enabled("f", ctx(properties={"age": 12}))
+    assert triple(ev.evaluate("f", ctx(properties={"age": 12}))) == (False, "", "no_match")
 
 
 def test_rule_priority():
@@ -173,8 +176,13 @@ def test_rollout_rejects_bool():
         TestData().flag("f").rollout(True)
 
 
-def test_nobody_percentage_is_below_every_nonzero_bucket():
-    assert 0 < NOBODY_PERCENTAGE < 1 / 0xFFFFFFFF * 100
+def test_rollout_zero_without_rules_is_off_for_everyone_and_rules_then_serve_only_their_matches():
+    td = TestData()
+    td.flag("f").rollout(0)
+    assert not any(td.evaluator.is_enabled_many("f", USERS))
+    td.flag("f").on_for(user_ids=["vip"])
+    assert triple(td.evaluator.evaluate("f", ctx("vip"))) == (True, "", "rule_match")
+    assert triple(td.evaluator.evaluate("f", ctx("someone"))) == (False, "", "no_match")
 
 
 def test_split():

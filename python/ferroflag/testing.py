@@ -34,14 +34,13 @@ from contextlib import contextmanager
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, TypeAlias, TypeVar, cast
 
-from ferroflag import Condition, FlagConfig, FlagEvaluator, Rule
+from ferroflag import Condition, FlagConfig, FlagEvaluator, Prerequisite, Rule
 
 if TYPE_CHECKING:
     from typing_extensions import Self
 
 __all__ = [
     "BIND_ATTRIBUTE",
-    "NOBODY_PERCENTAGE",
     "FlagBuilder",
     "FlagSpec",
     "FlagState",
@@ -64,13 +63,6 @@ FlagSpec: TypeAlias = bool | str | FlagConfig | Mapping[str, Any] | None
 """What `TestData.set()` accepts per key: a `FlagState`, `None` (no such flag), a `FlagConfig`, or a
 wire-format dict (its `key` may be left out, `enabled` defaults to true)."""
 
-NOBODY_PERCENTAGE = 1e-9
-"""The rollout that stands for "nobody else" (SPEC §1: a percentage of 0 means everyone).
-
-A bucket is `u32 / 0xFFFFFFFF * 100`; every bucket but 0.0 is at least 2.3e-8, so only a user whose
-hash starts with four zero bytes (one in 2**32) is inside this rollout.
-"""
-
 BIND_ATTRIBUTE = "ferroflag_test_evaluator"
 """The attribute `bind()` sets on `app.state` (or on the object itself when it has no `state`)."""
 
@@ -87,11 +79,14 @@ class _Layers:
     share an evaluator (nested `override_flag`s, several threads) can be restored in any order.
     """
 
-    __slots__ = ("base", "dirty", "evaluator", "layers")
+    __slots__ = ("base", "base_metadata", "base_segments", "dirty", "evaluator", "layers")
 
     def __init__(self, evaluator: FlagEvaluator) -> None:
         self.evaluator = evaluator
         self.base: dict[str, FlagConfig] = {config.key: config for config in evaluator.configs()}
+        # The document's segments and metadata stay as they were: overrides change flags only.
+        self.base_segments = evaluator.segments()
+        self.base_metadata = evaluator.metadata
         self.layers: list[TestData] = []
         self.dirty = False
 
@@ -107,8 +102,9 @@ class _Layers:
                 break
         return flags
 
-    def publish(self) -> None:
-        self.evaluator.update(list(self.resolved().values()))
+    def publish(self, flags: Iterable[FlagConfig] | None = None) -> None:
+        configs = list(self.resolved().values() if flags is None else flags)
+        self.evaluator.update(configs, segments=self.base_segments, metadata=self.base_metadata)
         self.dirty = True
 
 
@@ -133,25 +129,77 @@ def current() -> TestData | None:
 
 # --- pointing framework apps at a test evaluator ----------------------------------------------
 
+# `ferroflag.fastapi.STATE_ATTRIBUTE`, where `setup()` keeps the app's own evaluator (not imported:
+# that module needs Starlette).
+_APP_STATE_ATTRIBUTE = "ferroflag"
+
+# Bindings of evaluators (a `FlagEvaluator` takes no attributes): id(evaluator) -> (the evaluator,
+# its bindings, latest last). The entry holds the evaluator alive, so its id cannot be reused
+# meanwhile; the tuple is replaced whole, so `bound_evaluator()` reads it without the lock.
+_evaluator_bindings: dict[int, tuple[FlagEvaluator, tuple[tuple[object, FlagEvaluator], ...]]] = {}
+
 
 def _holder(target: object) -> object:
     return getattr(target, "state", target)
 
 
+def _app_evaluator(holder: object) -> FlagEvaluator | None:
+    evaluator = getattr(getattr(holder, _APP_STATE_ATTRIBUTE, None), "evaluator", None)
+    return evaluator if isinstance(evaluator, FlagEvaluator) else None
+
+
+def _bind_evaluator(own: FlagEvaluator, evaluator: FlagEvaluator) -> Callable[[], None]:
+    token = object()
+    with _lock:
+        _, bindings = _evaluator_bindings.get(id(own), (own, ()))
+        _evaluator_bindings[id(own)] = (own, (*bindings, (token, evaluator)))
+
+    def unbind() -> None:
+        with _lock:
+            entry = _evaluator_bindings.get(id(own))
+            if entry is None:
+                return
+            rest = tuple(binding for binding in entry[1] if binding[0] is not token)
+            if rest:
+                _evaluator_bindings[id(own)] = (own, rest)
+            else:
+                del _evaluator_bindings[id(own)]
+
+    return unbind
+
+
 def bind(target: object, evaluator: FlagEvaluator) -> Callable[[], None]:
-    """Points an app at `evaluator` until the returned function is called.
+    """Points an app (or an OpenFeature provider) at `evaluator` until the returned function is called.
 
     Sets `target.state.ferroflag_test_evaluator` (Starlette/FastAPI apps have a `state`) or, for an
-    object without `state`, the attribute on the object itself. Adapters look it up with
-    `bound_evaluator(app)` before their own evaluator, so no `app.dependency_overrides` is needed,
-    and an app's lifespan, which sets up its own evaluator, does not undo the binding.
+    object without `state` (a `ferroflag.openfeature.FerroflagProvider`, say), the attribute on the
+    object itself. Adapters look it up with `bound_evaluator(app)` before their own evaluator, so no
+    `app.dependency_overrides` is needed, and an app's lifespan, which sets up its own evaluator,
+    does not undo the binding.
+
+    When the app has its own evaluator (`app.state.ferroflag.evaluator`, as
+    `ferroflag.fastapi.setup()` sets it), that evaluator is bound too: a `FerroflagProvider` over it
+    (the one the app registered with the OpenFeature API) resolves against `evaluator` as well.
+    `target` may also be a `FlagEvaluator`: then whatever looks up `bound_evaluator(that evaluator)`
+    follows. Bindings nest; the returned function undoes this one only, once.
     """
+    if isinstance(target, FlagEvaluator):
+        return _bind_evaluator(target, evaluator)
     holder = _holder(target)
     missing = object()
     previous = getattr(holder, BIND_ATTRIBUTE, missing)
     setattr(holder, BIND_ATTRIBUTE, evaluator)
+    own = _app_evaluator(holder)
+    unbind_own = None if own is None or own is evaluator else _bind_evaluator(own, evaluator)
+    done = False
 
     def unbind() -> None:
+        nonlocal done
+        if done:
+            return
+        done = True
+        if unbind_own is not None:
+            unbind_own()
         if previous is missing:
             if getattr(holder, BIND_ATTRIBUTE, missing) is not missing:
                 delattr(holder, BIND_ATTRIBUTE)
@@ -162,7 +210,11 @@ def bind(target: object, evaluator: FlagEvaluator) -> Callable[[], None]:
 
 
 def bound_evaluator(target: object) -> FlagEvaluator | None:
-    """The evaluator `bind()` pointed `target` at, or `None` (one attribute lookup: cheap per request)."""
+    """The evaluator `bind()` pointed `target` (an app, a provider, or a `FlagEvaluator`) at, or
+    `None` (one attribute or dict lookup: cheap per request)."""
+    if isinstance(target, FlagEvaluator):
+        entry = _evaluator_bindings.get(id(target)) if _evaluator_bindings else None
+        return entry[1][-1][1] if entry is not None and entry[0] is target else None
     evaluator = getattr(_holder(target), BIND_ATTRIBUTE, None)
     return evaluator if isinstance(evaluator, FlagEvaluator) else None
 
@@ -199,18 +251,38 @@ class FlagBuilder:
     current definition, or, for a new flag, from "on for everyone".
     """
 
-    __slots__ = ("_data", "_default_variant", "_enabled", "_key", "_percentage", "_rest_set", "_rules", "_variants")
+    __slots__ = (
+        "_bucket_by",
+        "_data",
+        "_default_variant",
+        "_enabled",
+        "_key",
+        "_metadata",
+        "_off_variant",
+        "_percentage",
+        "_prerequisites",
+        "_rest_set",
+        "_rules",
+        "_values",
+        "_variants",
+    )
 
     def __init__(self, data: TestData, key: str, config: FlagConfig | None) -> None:
         if not key:
             raise ValueError("flag key must not be empty")
+        base = FlagConfig(key) if config is None else config
         self._data = data
         self._key = key
-        self._enabled = True if config is None else config.enabled
-        self._percentage = 0.0 if config is None else config.percentage
-        self._rules: list[Rule] = [] if config is None else config.rules
-        self._variants: dict[str, float] = {} if config is None else config.variants
-        self._default_variant = "" if config is None else config.default_variant
+        self._enabled = base.enabled
+        self._percentage = base.percentage
+        self._rules: list[Rule] = base.rules
+        self._variants: dict[str, float] = base.variants
+        self._default_variant = base.default_variant
+        self._bucket_by = base.bucket_by
+        self._prerequisites: list[Prerequisite] = base.prerequisites
+        self._off_variant = base.off_variant
+        self._values: dict[str, Any] = base.values
+        self._metadata: dict[str, str | int | float | bool] = base.metadata
         # Whether rollout() was called on this builder: then on_for()/rule() leave the rest alone.
         self._rest_set = False
 
@@ -227,6 +299,11 @@ class FlagBuilder:
             rules=self._rules,
             variants=self._variants,
             default_variant=self._default_variant,
+            bucket_by=self._bucket_by,
+            prerequisites=self._prerequisites,
+            off_variant=self._off_variant,
+            values=self._values,
+            metadata=self._metadata,
         )
 
     def _publish(self) -> FlagBuilder:
@@ -260,15 +337,38 @@ class FlagBuilder:
         return self._publish()
 
     def rollout(self, percentage: float) -> FlagBuilder:
-        """On for `percentage` % of the users no rule matches (sticky by user id). 0 means nobody
-        (see `NOBODY_PERCENTAGE`), 100 everyone."""
+        """On for `percentage` % of the contexts no rule takes (sticky by the flag's `bucket_by`).
+        0 means nobody else: with rules, only the contexts they take (`no_match` for the others);
+        without rules, nobody (the flag is turned off until a rule is added). 100 means everyone."""
         if isinstance(percentage, bool) or not isinstance(percentage, int | float):
             raise TypeError(f"percentage must be a number, got {type(percentage).__name__}")
         if not (math.isfinite(percentage) and 0 <= percentage <= 100):
             raise ValueError(f"percentage must be between 0 and 100, got {percentage}")
-        self._enabled = True
-        self._percentage = NOBODY_PERCENTAGE if percentage == 0 else float(percentage)
+        # docs/spec.md §2 step 5: 0 on a flag without rules would serve everyone.
+        self._enabled = percentage > 0 or bool(self._rules)
+        self._percentage = float(percentage)
         self._rest_set = True
+        return self._publish()
+
+    def values(self, values: Mapping[str, Any]) -> FlagBuilder:
+        """The value each variant carries (docs/spec.md §2.2), e.g. `{"on": {"limit": 50}, "off": {"limit": 5}}`."""
+        self._values = dict(values)
+        return self._publish()
+
+    def off_variant(self, name: str) -> FlagBuilder:
+        """The variant (and so the value) every off answer carries."""
+        self._off_variant = name
+        return self._publish()
+
+    def bucket_by(self, attribute: str) -> FlagBuilder:
+        """Rollouts and splits stick to this attribute (`org_id`) instead of `user_id`."""
+        self._bucket_by = attribute
+        return self._publish()
+
+    def requires(self, key: str, variants: Iterable[str] | None = None) -> FlagBuilder:
+        """Adds a prerequisite: this flag is off (`prerequisite_failed`) unless flag `key` is on
+        (with one of `variants`, when given)."""
+        self._prerequisites = [*self._prerequisites, Prerequisite(key, None if variants is None else list(variants))]
         return self._publish()
 
     def on_for(
@@ -300,7 +400,7 @@ class FlagBuilder:
         variant: str = "",
         priority: int = 0,
     ) -> FlagBuilder:
-        """Adds a targeting rule with one condition (any operator of SPEC §4); a single value may be
+        """Adds a targeting rule with one condition (any operator of docs/spec.md §5); a single value may be
         given bare (`rule("plan", "eq", "enterprise")`)."""
         return self._target(
             [Rule(conditions=[Condition(attribute, operator, _values(values))], variant=variant, priority=priority)]
@@ -311,7 +411,8 @@ class FlagBuilder:
         # builder set a rollout; a flag that already has rules keeps serving the rest as it did.
         everyone = self._percentage <= 0 or self._percentage >= 100
         if not self._rules and not self._rest_set and everyone:
-            self._percentage = NOBODY_PERCENTAGE
+            # A flag with rules and percentage 0 serves only their matches (docs/spec.md §2 step 5).
+            self._percentage = 0.0
         self._enabled = True
         self._rules = [*self._rules, *rules]
         return self._publish()
@@ -478,7 +579,7 @@ class TestData:
             else:
                 del _layers[id(self._evaluator)]
                 if layers.dirty:
-                    self._evaluator.update(list(layers.base.values()))
+                    layers.publish(layers.base.values())
 
     def __enter__(self) -> Self:
         return self
