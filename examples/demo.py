@@ -124,20 +124,21 @@ def ask(app: str, evaluator: FlagEvaluator, ctx: EvalContext) -> dict[str, str]:
 
 
 def why(evaluator: FlagEvaluator, key: str, ctx: EvalContext) -> str:
-    """One line from `explain()`: the rule that matched, or the rollout bucket against the percentage."""
+    """One line from `explain()`: the rule that applied, or the rollout bucket against the percentage."""
     trace = evaluator.explain(key, as_app_sees(ctx))
     if trace is None:
         return "no such flag"
-    if trace["reason"] == "disabled":
-        return "flag switched off"
-    if trace["reason"] == "rule_match":
-        rule = next(r for r in trace["rules"] if r["matched"])
+    reason = trace["reason"]
+    if reason in ("disabled", "prerequisite_failed", "no_match"):
+        return WHY[reason]
+    if reason == "rule_match":
+        rule = next(r for r in trace["rules"] if r["applied"])
         tests = [f"{c['attribute']} {c['operator']} {', '.join(map(str, c['values']))}" for c in rule["conditions"]]
         return "rule: " + (" and ".join(tests) or "everyone")
     if (rollout := trace["rollout"]) is not None:
         bucket, percentage = f"bucket {rollout['bucket']:.1f}", f"{rollout['percentage']:g}%"
         return f"{bucket} < {percentage}: in rollout" if rollout["included"] else f"{bucket} >= {percentage}"
-    return "on for everyone"
+    return WHY["default"]
 
 
 # --- processes -----------------------------------------------------------------------------------------
@@ -235,7 +236,7 @@ def change_flag(copy: Path) -> str:
     flag = next((f for f in document["flags"] if f["key"] == GATED), None)
     if flag is None:
         raise DemoError(f"the flag file has no flag {GATED!r} to change")
-    old, flag["percentage"] = flag.get("percentage", 100), NEW_PERCENTAGE
+    old, flag["percentage"] = flag.get("percentage") or 0, NEW_PERCENTAGE
     tmp = copy.with_name(copy.name + ".tmp")
     tmp.write_text(json.dumps(document, indent=2) + "\n", encoding="utf-8")
     os.replace(tmp, copy)
@@ -317,10 +318,12 @@ def demo(source: Path) -> int:
 
 # --- --static: the flag file alone, in-process ---------------------------------------------------------
 
-WHY = {
+WHY = {  # one per reason of docs/spec.md §2
     "rule_match": "a targeting rule matched",
     "percentage": "inside the percentage rollout",
     "percentage_excluded": "outside the percentage rollout",
+    "no_match": "no targeting rule matched, and no rollout",
+    "prerequisite_failed": "a prerequisite flag is off",
     "default": "flag on for everyone",
     "disabled": "flag switched off",
     "not_found": "no such flag",

@@ -86,6 +86,16 @@ def test_the_demo_shows_users_the_change_arriving_and_shuts_down():
     assert re.search(r" 404 .*bucket [\d.]+ >= 30%", rows["erin"]), rows["erin"]
     assert "slate" in rows["frank"], rows["frank"]
     assert "midnight" in rows["alice"], rows["alice"]
+    # eu-pricing has rules and no rollout: on for the EU countries its rule names, off for everyone else.
+    eu_pricing = {user: re.split(r"\s{2,}", row.strip())[5] for user, row in rows.items()}
+    assert eu_pricing == {
+        "alice": "off",
+        "bob": "on, eur",
+        "carol": "on, eur",
+        "dave": "off",
+        "erin": "on, eur",
+        "frank": "off",
+    }, rows
 
     # The change travels through ETag sync: 304 before, 200 and a new ETag after, then the app has it.
     before = re.search(r'before: flag service ETag ("[^"]+"); If-None-Match it -> 304 Not Modified', out)
@@ -147,10 +157,43 @@ def test_sigterm_to_the_demo_stops_its_servers():
     assert_no_children_left(out)
 
 
+def static_answers(out):
+    """--static's output: user -> flag -> (state, variant, reason)."""
+    answers: dict[str, dict[str, tuple[str, str, str]]] = {}
+    user = ""
+    for line in out.splitlines():
+        if match := re.match(r"EvalContext\(user_id='(\w+)'", line):
+            user = match[1]
+            answers[user] = {}
+        elif match := re.match(r"  (ON |off) (\S+)\s+(?:variant='([^']*)')?.*\((\w+)\)$", line):
+            answers[user][match[2]] = (match[1].strip(), match[3] or "", match[4])
+    return answers
+
+
 @pytest.mark.parametrize("args", [["--static"], ["--static", EXAMPLE]])
 def test_static_mode_evaluates_in_process(args):
     result = run_demo(*args)
     assert result.returncode == 0, result.stdout + result.stderr
     assert result.stdout.startswith("Loaded 5 flags from "), result.stdout
+    assert "warning" not in result.stdout, result.stdout  # examples/flags.json loads cleanly
     assert "ON  new-checkout   variant='staff'" in result.stdout, result.stdout
     assert "serving" not in result.stdout
+    answers = static_answers(result.stdout)
+    assert set(answers) == {"alice", "bob", "carol", "dave", "erin", "frank"}, result.stdout
+    assert {flag for flags in answers.values() for flag in flags} == {
+        "new-checkout",
+        "dark-mode",
+        "beta-search",
+        "eu-pricing",
+        "legacy-export",
+    }
+    # Flags with rules and no rollout serve only the users their rules match (docs/spec.md §2 step 5).
+    assert {user for user, flags in answers.items() if flags["beta-search"][0] == "ON"} == {"bob", "frank"}
+    assert {user for user, flags in answers.items() if flags["eu-pricing"][0] == "ON"} == {"bob", "carol", "erin"}
+    assert answers["bob"]["beta-search"] == ("ON", "vector", "rule_match")
+    assert answers["erin"]["eu-pricing"] == ("ON", "eur", "rule_match")
+    assert answers["alice"]["eu-pricing"] == ("off", "", "no_match")
+    assert answers["dave"]["beta-search"] == ("off", "", "no_match")  # 2.3.0 is not above 2.3.0
+    assert "no targeting rule matched, and no rollout (no_match)" in result.stdout, result.stdout
+    assert answers["erin"]["new-checkout"] == ("off", "", "percentage_excluded")
+    assert {flags["legacy-export"] for flags in answers.values()} == {("off", "", "disabled")}
