@@ -57,13 +57,21 @@ format: install
 	ruff format python tests benches examples
 	ruff check --fix python tests benches examples
 
-.PHONY: bench  ## Benchmarks: criterion for the core, then the Python side-by-side table
+BASELINE ?=
+
+.PHONY: bench  ## Benchmarks: criterion for the core, then the Python side-by-side tables (BASELINE=dir from `make baseline` adds ratios against that build)
 bench: build-dev
 	cargo bench --bench evaluate
+	$(PY) benches/bench_model.py $(if $(BASELINE),--baseline $(BASELINE))
 	$(PY) benches/bench_python.py
 	$(PY) benches/bench_sync.py
 	$(PY) benches/bench_fastapi.py
 	$(PY) benches/bench_django.py
+
+.PHONY: baseline  ## Keep the current build in .bench-baseline/ to compare a change against (make bench BASELINE=.bench-baseline)
+baseline: build-dev
+	rm -rf .bench-baseline && mkdir -p .bench-baseline
+	cp -r python/ferroflag .bench-baseline/ferroflag
 
 FUZZ_SECONDS ?= 60
 
