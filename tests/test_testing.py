@@ -7,10 +7,11 @@ import random
 import threading
 import types
 import unittest
+from datetime import datetime, timezone
 
 import ferroflag.testing
 import pytest
-from ferroflag import EvalContext, EvalResult, FlagConfig, FlagEvaluator
+from ferroflag import Condition, EvalContext, EvalResult, FlagConfig, FlagEvaluator
 from ferroflag.testing import (
     TestData,  # imported into a test module on purpose: pytest must not try to collect it
     bind,
@@ -19,6 +20,7 @@ from ferroflag.testing import (
     declared_variants,
     flag_states,
     override_flag,
+    with_now,
 )
 
 USERS = [EvalContext(f"user-{i}") for i in range(10_000)]
@@ -504,3 +506,63 @@ def test_flag_states_and_declared_variants():
     assert flag_states(config) == [False, True, *weighted, "hc"]
     assert flag_states(FlagConfig("plain")) == [False, True]
     assert flag_states(None) == [False, True]
+
+
+# --- format 2 builders: rule rollouts, segments, prerequisites, values, bucketing, a frozen clock ------
+
+
+def test_rule_rollout_takes_a_share_of_the_matches_and_the_rest_fall_through():
+    td = TestData()
+    td.flag("f").rule("plan", "eq", "team", variant="t", percentage=25)
+    team = [EvalContext(f"user-{i}", plan="team") for i in range(4_000)]
+    answers = [td.evaluator.evaluate("f", c) for c in team]
+    taken = sum(a.reason == "rule_match" for a in answers)
+    assert 800 <= taken <= 1_200
+    assert {a.reason for a in answers} == {"rule_match", "no_match"}
+    assert td.evaluator.evaluate("f", ctx(plan="free")).reason == "no_match"
+
+
+def test_segment_override_and_restore(app_evaluator):
+    app_evaluator.update(
+        app_evaluator.configs(),
+        segments=[
+            {"key": "staff", "rules": [{"conditions": [{"attribute": "plan", "operator": "eq", "values": ["x"]}]}]}
+        ],
+    )
+    with TestData(app_evaluator) as td:
+        td.flag("gated").rule("", "in_segment", "staff")
+        assert not app_evaluator.is_enabled("gated", ctx(email="a@staff.test"))
+        td.segment("staff", [Condition("email", "ends_with", ["@staff.test"])])
+        assert app_evaluator.evaluate("gated", ctx(email="a@staff.test")).reason == "rule_match"
+        assert app_evaluator.evaluate("gated", ctx(email="a@else.test")).reason == "no_match"
+    # Leaving puts the evaluator's own segment back, with its own condition.
+    assert [s.rules[0][0].attribute for s in app_evaluator.segments()] == ["plan"]
+
+
+def test_requires_values_off_variant_and_bucket_by():
+    td = TestData()
+    td.flag("parent").off()
+    td.flag("limit").values({"big": 500, "small": 10}).variant("big").off_variant("small").requires("parent")
+    assert triple(td.evaluator.evaluate("limit", ctx())) == (False, "small", "prerequisite_failed")
+    assert td.evaluator.get_value("limit", ctx()) == 10
+    td.flag("parent").on()
+    assert td.evaluator.get_value("limit", ctx()) == 500
+    td.flag("org").rollout(50).bucket_by("org_id")
+    org = [EvalContext(f"user-{i}", properties={"org_id": "acme"}) for i in range(200)]
+    assert len({td.evaluator.is_enabled("org", c) for c in org}) == 1  # one org, one answer
+    assert td.evaluator.evaluate("org", ctx()).reason == "percentage_excluded"  # no org: outside the rollout
+
+
+def test_with_now_freezes_the_clock_for_time_conditions():
+    td = TestData()
+    td.flag("launch").rule("now", "after", "2027-01-04T09:00:00+01:00")
+    before = with_now(ctx(), "2027-01-04T07:59:59Z")
+    after = with_now(ctx(plan="team"), datetime(2027, 1, 4, 8, 0, 1, tzinfo=timezone.utc))
+    assert td.evaluator.evaluate("launch", before).reason == "no_match"
+    assert td.evaluator.evaluate("launch", after).reason == "rule_match"
+    assert after.plan == "team"
+    assert td.evaluator.explain("launch", after)["rules"][0]["conditions"][0]["instant"]["compared_to"] == 1_799_049_600
+    with pytest.raises(ValueError, match="aware datetime"):
+        with_now(ctx(), datetime(2027, 1, 4))
+    with pytest.raises(TypeError):
+        with_now(ctx(), True)

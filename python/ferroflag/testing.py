@@ -31,10 +31,11 @@ import threading
 import unittest
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager
+from datetime import datetime
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, TypeAlias, TypeVar, cast
 
-from ferroflag import Condition, FlagConfig, FlagEvaluator, Prerequisite, Rule
+from ferroflag import Condition, EvalContext, FlagConfig, FlagEvaluator, Prerequisite, Rule, Segment
 
 if TYPE_CHECKING:
     from typing_extensions import Self
@@ -51,6 +52,7 @@ __all__ = [
     "declared_variants",
     "flag_states",
     "override_flag",
+    "with_now",
 ]
 
 # Not a test module, and `TestData` is not a test class, whatever pytest's name patterns say.
@@ -90,6 +92,12 @@ class _Layers:
         self.layers: list[TestData] = []
         self.dirty = False
 
+    def resolved_segments(self) -> list[Segment]:
+        segments = {segment.key: segment for segment in self.base_segments}
+        for layer in self.layers:
+            segments.update(layer._segments)
+        return list(segments.values())
+
     def resolved(self, upto: TestData | None = None) -> dict[str, FlagConfig]:
         flags = dict(self.base)
         for layer in self.layers:
@@ -103,8 +111,11 @@ class _Layers:
         return flags
 
     def publish(self, flags: Iterable[FlagConfig] | None = None) -> None:
-        configs = list(self.resolved().values() if flags is None else flags)
-        self.evaluator.update(configs, segments=self.base_segments, metadata=self.base_metadata)
+        if flags is None:
+            configs, segments = list(self.resolved().values()), self.resolved_segments()
+        else:
+            configs, segments = list(flags), self.base_segments
+        self.evaluator.update(configs, segments=segments, metadata=self.base_metadata)
         self.dirty = True
 
 
@@ -399,12 +410,24 @@ class FlagBuilder:
         *,
         variant: str = "",
         priority: int = 0,
+        percentage: float = 100.0,
+        variants: Mapping[str, float] | None = None,
+        name: str = "",
     ) -> FlagBuilder:
         """Adds a targeting rule with one condition (any operator of docs/spec.md §5); a single value may be
-        given bare (`rule("plan", "eq", "enterprise")`)."""
-        return self._target(
-            [Rule(conditions=[Condition(attribute, operator, _values(values))], variant=variant, priority=priority)]
+        given bare (`rule("plan", "eq", "enterprise")`). `percentage` rolls the rule out to that share of
+        its matches (the rest go on to the next rule), `variants` splits them; for a segment, use
+        `rule("", "in_segment", "beta")`."""
+        condition = Condition(attribute, operator, _values(values))
+        rule = Rule(
+            conditions=[condition],
+            variant=variant,
+            priority=priority,
+            percentage=percentage,
+            variants=None if variants is None else dict(variants),
+            name=name,
         )
+        return self._target([rule])
 
     def _target(self, rules: list[Rule]) -> FlagBuilder:
         # A flag without targeting that gets some now serves only the users it matches, unless this
@@ -443,6 +466,7 @@ class TestData:
     def __init__(self, evaluator: FlagEvaluator | None = None) -> None:
         self._evaluator = FlagEvaluator() if evaluator is None else evaluator
         self._overrides: dict[str, FlagConfig | None] = {}
+        self._segments: dict[str, Segment] = {}
         self._unbinds: list[Callable[[], None]] = []
         self._batch_depth = 0
         self._pending = False
@@ -512,17 +536,28 @@ class TestData:
                 f"got {type(spec).__name__}"
             )
 
+    def segment(self, key: str, *rules: Iterable[Condition | dict[str, Any]]) -> None:
+        """Defines (or replaces) segment `key` for this test: each argument a list of conditions (all
+        must match), e.g. `td.segment("staff", [Condition("email", "ends_with", ["@example.com"])])`.
+        `restore()` puts the evaluator's own segments back."""
+        defined = Segment(key, [list(rule) for rule in rules])
+        with _lock:
+            self._check()
+            self._segments[key] = defined
+            self._changed()
+
     def delete(self, key: str) -> None:
         """Removes `key`: evaluations answer `not_found` (and `is_enabled` its `default`)."""
         self._put(key, None)
 
     def reset(self, key: str | None = None) -> None:
-        """Drops this `TestData`'s changes to `key` (or to every flag): the evaluator's own flags show again."""
+        """Drops this `TestData`'s changes to `key` (or to every flag and segment): the evaluator's own show again."""
         with _lock:
             self._check()
             if key is None:
-                changed = bool(self._overrides)
+                changed = bool(self._overrides) or bool(self._segments)
                 self._overrides.clear()
+                self._segments.clear()
             else:
                 changed = self._overrides.pop(key, _MISSING) is not _MISSING
             if changed:
@@ -574,7 +609,7 @@ class TestData:
             layers = self._layers
             layers.layers.remove(self)
             if layers.layers:
-                if self._overrides:
+                if self._overrides or self._segments:
                     layers.publish()
             else:
                 del _layers[id(self._evaluator)]
@@ -738,3 +773,19 @@ class override_flag:  # lower case: it is used as a decorator, like Django's ove
 
         cls.setUp = set_up  # type: ignore[method-assign,assignment]
         return cls
+
+
+def with_now(ctx: EvalContext, now: str | float | datetime) -> EvalContext:
+    """`ctx` with its clock frozen at `now` (docs/spec.md §3): `before` / `after` conditions on `now`
+    read the context's `now` property instead of the clock. `now` is an RFC 3339 date-time, epoch
+    seconds, or an aware `datetime`."""
+    if isinstance(now, datetime):
+        if now.tzinfo is None:
+            raise ValueError("with_now() needs an aware datetime (one with a tzinfo), or RFC 3339 text")
+        instant = now.isoformat()
+    elif isinstance(now, bool) or not isinstance(now, str | int | float):
+        raise TypeError(f"now must be RFC 3339 text, epoch seconds or a datetime, got {type(now).__name__}")
+    else:
+        instant = str(now)
+    properties = {**ctx.properties, "now": instant}
+    return EvalContext(ctx.user_id, email=ctx.email, plan=ctx.plan, country=ctx.country, properties=properties)
