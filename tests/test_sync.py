@@ -752,3 +752,46 @@ def test_waits_return_at_once_when_not_running_and_are_interruptible(make_client
     started = time.monotonic()
     assert client.wait_ready(1e308) is False
     assert time.monotonic() - started < 0.1
+
+
+FORMAT2 = {
+    "format": 2,
+    "metadata": {"version": "2"},
+    "segments": [
+        {
+            "key": "staff",
+            "rules": [{"conditions": [{"attribute": "email", "operator": "ends_with", "values": ["@x.test"]}]}],
+        }
+    ],
+    "flags": [
+        {"key": "parent", "enabled": True},
+        {
+            "key": "limits",
+            "enabled": True,
+            "prerequisites": [{"key": "parent"}],
+            "bucket_by": "org_id",
+            "rules": [{"conditions": [{"operator": "in_segment", "values": ["staff"]}], "variant": "big"}],
+            "off_variant": "small",
+            "values": {"big": {"rows": 5000}, "small": {"rows": 100}},
+        },
+    ],
+}
+
+
+def test_a_format_2_document_arrives_whole_through_the_sync_client(server, make_client):
+    server.set_document(FORMAT2, '"f2"')
+    evaluator = FlagEvaluator()
+    client = make_client(evaluator, server.url)
+    assert client.start(wait=5)
+    staff = EvalContext("u", email="a@x.test", properties={"org_id": "acme", "groups": ["a", "b"]})
+    assert evaluator.get_value("limits", staff) == {"rows": 5000}
+    assert evaluator.evaluate("limits", EvalContext("u")).reason == "no_match"
+    assert evaluator.get_value("limits", EvalContext("u")) == {"rows": 100}
+    assert evaluator.metadata == {"version": "2"}
+    assert [s.key for s in evaluator.segments()] == ["staff"]
+    assert evaluator.warnings == []
+    # A newer format is refused whole; the last good document keeps answering.
+    server.set_document({**FORMAT2, "format": 3}, '"f3"')
+    wait_until(lambda: client.status().failures >= 1, what="the rejected format-3 document")
+    assert "format 3 is newer" in (client.status().last_error or "")
+    assert evaluator.get_value("limits", staff) == {"rows": 5000}
