@@ -49,12 +49,15 @@ pub(crate) struct Split {
     pub(crate) thresholds: Box<[u64]>,
     /// The last variant with a positive weight: the pick when the scaled hash equals the total.
     pub(crate) last_positive: usize,
+    /// The hash state after `{flag_key}:variant:`.
+    pub(crate) seed: Seed,
 }
 
 #[derive(Debug)]
 pub(crate) enum Outcome {
     Fixed(Served),
-    Split(Split),
+    /// Boxed: most flags have no split, and a fixed outcome stays three words.
+    Split(Box<Split>),
 }
 
 /// Which share of the contexts a rollout admits.
@@ -127,7 +130,6 @@ pub(crate) struct CompiledFlag {
     pub(crate) outcome: Outcome,
     pub(crate) default: Served,
     pub(crate) off: Served,
-    pub(crate) variant_seed: Box<Seed>,
     /// The definition this was compiled from, for `get_config()` and round trips.
     pub(crate) def: Box<FlagDef>,
 }
@@ -593,6 +595,7 @@ fn clamp(
 
 /// A weighted split, or the fixed `default` when there are no weights or they sum to 0.
 fn split(
+    key: &str,
     weights: &[(String, f64)],
     default: &Served,
     served: &mut ServedCache<'_>,
@@ -615,13 +618,14 @@ fn split(
             bucket::threshold(running, total)
         })
         .collect();
-    Outcome::Split(Split {
+    Outcome::Split(Box::new(Split {
         served: weights.iter().map(|(name, _)| served.get(name)).collect(),
         weights: weights.iter().map(|(_, w)| *w).collect(),
         total,
         thresholds,
         last_positive,
-    })
+        seed: bucket::seed(key, ":variant:"),
+    }))
 }
 
 fn compile_flag(
@@ -667,6 +671,7 @@ fn compile_flag(
                 Outcome::Fixed(fixed)
             } else {
                 split(
+                    &key,
                     &rule.variants,
                     &default,
                     &mut served,
@@ -701,6 +706,7 @@ fn compile_flag(
         Fallthrough::Default
     };
     let outcome = split(
+        &key,
         &def.variants,
         &default,
         &mut served,
@@ -720,7 +726,6 @@ fn compile_flag(
         .collect();
     CompiledFlag {
         rollout_seed: bucket::seed(&key, ":"),
-        variant_seed: Box::new(bucket::seed(&key, ":variant:")),
         enabled: def.enabled,
         bucket_by: Attribute::from_name(&def.bucket_by),
         has_prerequisites: prerequisites_broken || !prerequisites.is_empty(),

@@ -6,6 +6,7 @@
 use std::collections::BTreeMap;
 use std::marker::PhantomData;
 
+use memchr::memmem;
 use serde::Deserialize;
 use serde::de::value::MapAccessDeserializer;
 use serde::de::{Deserializer, MapAccess, Visitor};
@@ -163,50 +164,30 @@ pub(super) fn parse(bytes: &[u8]) -> Option<Document> {
 
 /// Whether the text holds something the typed reading cannot judge as the checked walk does: a
 /// `\u` escape of a surrogate in a string, or a number that may underflow to 0 (an exponent of
-/// -100 or below, or a number of 300 characters or more). Numbers are read here as `f64`, which
-/// drops their text, so the checked walk, which keeps it, decides those. One pass.
+/// -100 or below, or a run of zeros as long as a denormal's fraction needs). Numbers are read here
+/// as `f64`, which drops their text, so the checked walk, which keeps it, decides those.
+///
+/// The search ignores where strings begin and end: a match inside a string only sends that document
+/// to the checked walk, which gives the same answer more slowly. Each pattern is found with SIMD, a
+/// few gigabytes a second, where a byte-by-byte scan took a tenth of the whole parse.
 fn unusual(bytes: &[u8]) -> bool {
-    let mut i = 0;
-    let mut in_string = false;
-    let mut number_start = None;
-    while i < bytes.len() {
-        let b = bytes[i];
-        if !in_string {
-            if b.is_ascii_digit() || matches!(b, b'.' | b'e' | b'E' | b'+' | b'-') {
-                let start = *number_start.get_or_insert(i);
-                if i - start >= 300 {
-                    return true;
-                }
-                if matches!(b, b'e' | b'E')
-                    && bytes.get(i + 1) == Some(&b'-')
-                    && bytes
-                        .get(i + 2..i + 5)
-                        .is_some_and(|d| d.iter().all(u8::is_ascii_digit))
-                {
-                    return true;
-                }
-            } else {
-                number_start = None;
-            }
-        }
-        match b {
-            b'"' => in_string = !in_string,
-            b'\\' if in_string => {
-                i += 1;
-                let surrogate = bytes.get(i) == Some(&b'u')
-                    && bytes.get(i + 1).is_some_and(|b| b.eq_ignore_ascii_case(&b'd'))
-                    && bytes
-                        .get(i + 2)
-                        .is_some_and(|b| matches!(b, b'8'..=b'9' | b'a'..=b'f' | b'A'..=b'F'));
-                if surrogate {
-                    return true;
-                }
-            }
-            _ => {}
-        }
-        i += 1;
-    }
-    false
+    let negative_exponent = |pattern: &[u8]| {
+        memmem::find_iter(bytes, pattern).any(|at| {
+            bytes
+                .get(at + 2..at + 5)
+                .is_some_and(|digits| digits.iter().all(u8::is_ascii_digit))
+        })
+    };
+    let surrogate_escape = memmem::find_iter(bytes, b"\\u").any(|at| {
+        bytes.get(at + 2).is_some_and(|b| b.eq_ignore_ascii_case(&b'd'))
+            && bytes
+                .get(at + 3)
+                .is_some_and(|b| matches!(b, b'8'..=b'9' | b'a'..=b'f' | b'A'..=b'F'))
+    });
+    surrogate_escape
+        || negative_exponent(b"e-")
+        || negative_exponent(b"E-")
+        || memmem::find(bytes, b"0000000000000000000000000000000000000000").is_some()
 }
 
 /// A finite number (`unusual` sent every number that could underflow to the checked walk).

@@ -297,7 +297,7 @@ impl CompiledFlag {
                     return &self.default;
                 }
                 // The first variant whose running sum exceeds the scaled hash, compared as integers.
-                let hash = bucket::hash_u32(&self.variant_seed, &text);
+                let hash = bucket::hash_u32(&split.seed, &text);
                 let index = split
                     .thresholds
                     .iter()
