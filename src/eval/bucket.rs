@@ -119,8 +119,8 @@ pub fn scale(hash: u32, scale: f64) -> f64 {
 pub fn threshold(limit: f64, scale_to: f64) -> u64 {
     const END: u64 = 1 << 32;
     let reaches = |h: u64| u32::try_from(h).is_ok_and(|h| scale(h, scale_to) >= limit);
-    // Start from the real-number answer, which rounding moves by at most a step or two, then walk to the
-    // exact one; `reaches` is monotonic, so the walk ends on the least hash that reaches `limit`.
+    // Start from the real-number answer, which rounding moves by a step or two for ordinary
+    // numbers, and walk a few steps to the exact one; `reaches` is monotonic.
     let estimate = (limit / scale_to * f64::from(u32::MAX)).ceil();
     #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
     let mut h = if estimate.is_nan() || estimate <= 0.0 {
@@ -128,13 +128,25 @@ pub fn threshold(limit: f64, scale_to: f64) -> u64 {
     } else {
         (estimate as u64).min(END)
     };
-    while h > 0 && reaches(h - 1) {
-        h -= 1;
+    for _ in 0..8 {
+        match (h > 0 && reaches(h - 1), h < END && !reaches(h)) {
+            (true, _) => h -= 1,
+            (_, true) => h += 1,
+            (false, false) => return h,
+        }
     }
-    while h < END && !reaches(h) {
-        h += 1;
+    // Denormal limits put the estimate billions of steps off: a binary search takes 33 whatever
+    // the numbers.
+    let (mut low, mut high) = (0u64, END);
+    while low < high {
+        let mid = low + (high - low) / 2;
+        if reaches(mid) {
+            high = mid;
+        } else {
+            low = mid + 1;
+        }
     }
-    h
+    low
 }
 
 /// The rollout bucket of a user for a flag, in `[0, 100]`.
@@ -206,6 +218,18 @@ mod tests {
     fn bucket_stays_within_range() {
         assert!((scale(u32::MAX, 100.0) - 100.0).abs() < f64::EPSILON);
         assert!(scale(0, 100.0).abs() < f64::EPSILON);
+    }
+
+    #[test]
+    fn threshold_is_quick_for_denormal_limits() {
+        // Weights of 5e-324 each: the estimate a walk would start from is billions of steps off.
+        let start = std::time::Instant::now();
+        let t = threshold(5e-324, 1e-323);
+        // A hang guard, not a speed target: the walk this replaced took over a minute here.
+        assert!(start.elapsed() < std::time::Duration::from_secs(10));
+        if let Some(below) = t.checked_sub(1) {
+            assert!(scale(u32::try_from(below).unwrap(), 1e-323) < 5e-324);
+        }
     }
 
     #[test]
