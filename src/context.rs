@@ -161,7 +161,9 @@ impl EvalContext {
 
     /// The value a condition sees; a missing attribute and an empty list read as `""`.
     #[must_use]
-    #[inline]
+    // Measured (callgrind): left out of line, this call was a tenth of a rule hit's own work.
+    #[allow(clippy::inline_always)]
+    #[inline(always)]
     pub fn attribute(&self, attribute: &Attribute) -> AttributeValue<'_> {
         match attribute {
             Attribute::UserId => AttributeValue::One(&self.user_id),

@@ -28,6 +28,8 @@ pub struct Matcher {
     negated: bool,
     /// A `before` / `after` on `now`: the clock stands in when the context sets no `now`.
     clock: bool,
+    /// `clock`, or an operator that reads no attribute text (never, segments).
+    special: bool,
 }
 
 #[derive(Debug, Clone)]
@@ -199,11 +201,13 @@ impl Matcher {
             }
         };
         let clock = def.attribute == "now" && matches!(op, Op::Before(_) | Op::After(_));
+        let special = clock || matches!(op, Op::Never | Op::Segments(_));
         let matcher = Self {
             attribute: Attribute::from_name(&def.attribute),
             op,
             negated,
             clock,
+            special,
         };
         (matcher, problem, unknown_segments)
     }
@@ -211,6 +215,16 @@ impl Matcher {
     /// Whether the condition holds for the context of `env`.
     #[inline]
     pub(crate) fn matches<T: Tracer>(&self, env: &Env<'_>, tracer: &mut T) -> bool {
+        // Most conditions test an attribute's text: one dispatch on the operator, in `holds_text`.
+        if !self.special {
+            return env.ctx.attribute(&self.attribute).any(|v| self.holds_text(v, tracer)) != self.negated;
+        }
+        self.matches_special(env, tracer)
+    }
+
+    /// Conditions that never match, read segments, or read the clock.
+    #[inline(never)]
+    fn matches_special<T: Tracer>(&self, env: &Env<'_>, tracer: &mut T) -> bool {
         let found = match &self.op {
             Op::Never => return false,
             Op::Segments(segments) => segments.iter().any(|segment| {
@@ -234,7 +248,9 @@ impl Matcher {
     }
 
     /// Whether the positive operator holds for one text value.
-    #[inline]
+    // Measured (callgrind): left out of line, this call was a tenth of a rule hit's own work.
+    #[allow(clippy::inline_always)]
+    #[inline(always)]
     fn holds_text<T: Tracer>(&self, v: &str, tracer: &mut T) -> bool {
         match &self.op {
             Op::Never | Op::Segments(_) => false,
