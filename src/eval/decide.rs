@@ -377,6 +377,29 @@ mod tests {
     use super::*;
 
     #[test]
+    fn only_a_condition_on_now_reads_the_clock() {
+        let parsed = crate::document::parse(
+            br#"[{"key": "plain", "enabled": true, "percentage": 50,
+                  "rules": [{"conditions": [{"attribute": "signup", "operator": "after", "values": ["0"]}]}]},
+                 {"key": "timed", "enabled": true,
+                  "rules": [{"conditions": [{"attribute": "now", "operator": "after", "values": ["0"]}]}]}]"#,
+        )
+        .unwrap();
+        let set = FlagSet::compile(parsed);
+        let ctx = EvalContext::new("u").with_property("signup", "1700000000");
+        let env = Env::new(&ctx);
+        assert!(set.flags["plain"].evaluate(&set, &env, &mut NoTrace).enabled);
+        assert_eq!(env.now.get(), None, "a flag without a `now` condition read the clock");
+        assert!(set.flags["timed"].evaluate(&set, &env, &mut NoTrace).enabled);
+        assert!(env.now.get().is_some());
+        // A context that sets `now` freezes it: the clock is not read either.
+        let frozen = EvalContext::new("u").with_property("now", "1");
+        let env = Env::new(&frozen);
+        assert!(set.flags["timed"].evaluate(&set, &env, &mut NoTrace).enabled);
+        assert_eq!(env.now.get(), None);
+    }
+
+    #[test]
     fn no_variant_and_empty_variant_are_the_same_answer() {
         let none = EvalResult::not_found();
         let empty = EvalResult {
