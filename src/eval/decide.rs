@@ -7,9 +7,11 @@ use std::fmt;
 use std::hash::{Hash, Hasher};
 use std::sync::Arc;
 
+use rustc_hash::FxHashMap;
 use serde_json::Value;
 
 use super::bucket;
+use super::matcher::Segment;
 use super::time::{self, Instant};
 use crate::compile::{Admit, CompiledFlag, CompiledRule, Fallthrough, FlagSet, Outcome, Served, Split};
 use crate::context::{Attribute, EvalContext};
@@ -132,8 +134,9 @@ impl EvalResult {
     }
 }
 
-/// The answers of the prerequisite flags one evaluation has checked, by flag position.
-type PrerequisiteAnswers = Vec<(usize, EvalResult)>;
+/// The answers of the prerequisite flags one evaluation has checked, by flag position (a map: a
+/// flag may name thousands of prerequisites, and a list would be searched once per name).
+type PrerequisiteAnswers = FxHashMap<usize, EvalResult>;
 
 /// What one evaluation reads besides the flags: the context, the clock (read at most once, and
 /// only by a condition on `now`), and the prerequisite answers found so far.
@@ -144,7 +147,15 @@ pub(crate) struct Env<'a> {
     /// until a prerequisite is evaluated: an `Option<Box>` costs the evaluations of flags without
     /// prerequisites one test when dropped, where a `Vec` cost them twenty instructions.
     prerequisites: Cell<Option<Box<PrerequisiteAnswers>>>,
+    /// Whether segment memberships are remembered: for flags whose segments name segments so
+    /// often that testing each anew could take exponential time (docs/spec.md §3, "Limits").
+    memoize_segments: bool,
+    /// Segment memberships found so far, by segment address: `Some(rule)` or `None` (not in it).
+    segments: Cell<Option<Box<SegmentMemberships>>>,
 }
+
+/// Memberships one evaluation has found, keyed by the segment's address in the snapshot.
+type SegmentMemberships = FxHashMap<usize, Option<usize>>;
 
 impl<'a> Env<'a> {
     #[must_use]
@@ -154,7 +165,39 @@ impl<'a> Env<'a> {
             ctx,
             now: Cell::new(None),
             prerequisites: Cell::new(None),
+            memoize_segments: false,
+            segments: Cell::new(None),
         }
+    }
+
+    /// The environment to evaluate `flag` in: memoized segments when its cost asks for them.
+    #[must_use]
+    #[inline]
+    pub(crate) fn for_flag(ctx: &'a EvalContext, flag: &CompiledFlag) -> Self {
+        let mut env = Self::new(ctx);
+        env.memoize_segments = flag.memoize_segments;
+        env
+    }
+
+    pub(crate) fn memoizes_segments(&self) -> bool {
+        self.memoize_segments
+    }
+
+    /// The segment's membership, found by `find` once per evaluation.
+    pub(crate) fn segment_membership(&self, segment: &Segment, find: impl FnOnce() -> Option<usize>) -> Option<usize> {
+        let id = std::ptr::from_ref(segment) as usize;
+        // Taken out while read and put back before `find`, which may look up nested segments.
+        let memo = self.segments.take();
+        let known = memo.as_ref().and_then(|m| m.get(&id).copied());
+        self.segments.set(memo);
+        if let Some(rule) = known {
+            return rule;
+        }
+        let rule = find();
+        let mut memo = self.segments.take().unwrap_or_default();
+        memo.insert(id, rule);
+        self.segments.set(Some(memo));
+        rule
     }
 
     /// The instant of this evaluation.
@@ -322,23 +365,70 @@ impl CompiledFlag {
     }
 }
 
+/// One flag of a snapshot, found once by key: its cost can be read before it is evaluated, with
+/// no second lookup (the Python bindings let other threads run while a slow one evaluates).
+#[derive(Clone, Copy)]
+pub struct FlagRef<'a> {
+    set: &'a FlagSet,
+    flag: &'a CompiledFlag,
+}
+
+impl FlagRef<'_> {
+    #[must_use]
+    #[inline]
+    pub fn is_enabled(self, ctx: &EvalContext) -> bool {
+        matches!(
+            self.flag.decide(self.set, &Env::for_flag(ctx, self.flag), &mut NoTrace),
+            Decision::On(..)
+        )
+    }
+
+    #[must_use]
+    pub fn evaluate(self, ctx: &EvalContext) -> EvalResult {
+        self.flag
+            .evaluate(self.set, &Env::for_flag(ctx, self.flag), &mut NoTrace)
+    }
+
+    /// The estimated worst-case nanoseconds of one evaluation, whatever the context: bounded for
+    /// every document by the pattern and document limits (docs/spec.md §5, "Limits").
+    #[must_use]
+    pub fn worst_case_nanos(self) -> u64 {
+        self.flag.worst_case_nanos
+    }
+
+    /// Whether [`FlagRef::worst_case_nanos`] is over [`crate::compile::SLOW_EVALUATION_NANOS`].
+    #[must_use]
+    #[inline]
+    pub fn is_slow(self) -> bool {
+        self.flag.slow
+    }
+}
+
 impl FlagSet {
+    /// The flag with this key, to evaluate (possibly several times).
+    #[must_use]
+    #[inline]
+    pub fn flag(&self, key: &str) -> Option<FlagRef<'_>> {
+        self.flags.get(key).map(|flag| FlagRef { set: self, flag })
+    }
+
     #[must_use]
     pub fn evaluate(&self, key: &str, ctx: &EvalContext) -> EvalResult {
-        self.flags.get(key).map_or(EvalResult::not_found(), |flag| {
-            flag.evaluate(self, &Env::new(ctx), &mut NoTrace)
-        })
+        self.flag(key)
+            .map_or(EvalResult::not_found(), |flag| flag.evaluate(ctx))
     }
 
     /// `Some(enabled)` for a known flag, `None` when there is no flag with that key.
     #[must_use]
     #[inline]
     pub fn is_enabled(&self, key: &str, ctx: &EvalContext) -> Option<bool> {
-        let flag = self.flags.get(key)?;
-        Some(matches!(
-            flag.decide(self, &Env::new(ctx), &mut NoTrace),
-            Decision::On(..)
-        ))
+        self.flag(key).map(|flag| flag.is_enabled(ctx))
+    }
+
+    /// Whether some flag is slow ([`FlagRef::is_slow`]), so `evaluate_all` may be.
+    #[must_use]
+    pub fn has_slow_flags(&self) -> bool {
+        self.flags.values().any(|flag| flag.slow)
     }
 
     /// Every flag for one context, in document order.
@@ -346,17 +436,14 @@ impl FlagSet {
     pub fn evaluate_all<'a>(&'a self, ctx: &'a EvalContext) -> impl ExactSizeIterator<Item = (&'a str, EvalResult)> {
         self.flags
             .iter()
-            .map(move |(key, flag)| (&**key, flag.evaluate(self, &Env::new(ctx), &mut NoTrace)))
+            .map(move |(key, flag)| (&**key, flag.evaluate(self, &Env::for_flag(ctx, flag), &mut NoTrace)))
     }
 
     /// A prerequisite's answer, evaluated once per evaluation however many flags ask for it.
     fn evaluate_prerequisite(&self, index: usize, env: &Env<'_>) -> EvalResult {
         // Taken out while read and put back before recursing, so nested prerequisites find it.
         let memo = env.prerequisites.take();
-        let known = memo
-            .as_ref()
-            .and_then(|m| m.iter().find(|(i, _)| *i == index))
-            .map(|(_, answer)| answer.clone());
+        let known = memo.as_ref().and_then(|m| m.get(&index)).cloned();
         env.prerequisites.set(memo);
         if let Some(answer) = known {
             return answer;
@@ -366,7 +453,7 @@ impl FlagSet {
         };
         let answer = flag.evaluate(self, env, &mut NoTrace);
         let mut memo = env.prerequisites.take().unwrap_or_default();
-        memo.push((index, answer.clone()));
+        memo.insert(index, answer.clone());
         env.prerequisites.set(Some(memo));
         answer
     }
