@@ -295,11 +295,11 @@ impl PyFlagEvaluator {
         let ctx = ctx.get();
         let snapshot = self.store.load();
         let set: &FlagSet = &snapshot;
-        let explanation = match set.flag(key) {
-            Some(flag) if flag.is_slow() => py.detach(|| set.explain(key, ctx)),
-            _ => set.explain(key, ctx),
-        };
-        explanation.map(|e| convert::from_json(py, &e.to_value())).transpose()
+        // A diagnostic, not a hot path: recording every step (thousands, for a flag with thousands
+        // of prerequisites) costs far more than releasing the GIL, so it always runs without it.
+        // Only turning the record into Python objects needs the GIL.
+        let explanation = py.detach(|| set.explain(key, ctx).map(|e| e.to_value()));
+        explanation.map(|value| convert::from_json(py, &value)).transpose()
     }
 
     /// Problems found in the current flags when they were loaded.
