@@ -11,6 +11,7 @@ the shared evaluator's snapshot as it was, and the evaluator must keep answering
 
 from __future__ import annotations
 
+import json
 import math
 import sys
 import time
@@ -519,7 +520,8 @@ def test_a_document_of_large_patterns_stays_within_the_pattern_budget() -> None:
     code = r"""
 import json, threading
 from ferroflag import EvalContext, FlagEvaluator
-rules = [{"conditions": [{"attribute": "ua", "operator": "matches", "values": [rf"^\w{{16}}-{i}$"]}]} for i in range(2000)]
+condition = {"attribute": "ua", "operator": "matches"}
+rules = [{"conditions": [{**condition, "values": [rf"^\w{{16}}-{i}$"]}]} for i in range(2000)]
 ev = FlagEvaluator()
 ev.update_json(json.dumps({"format": 2, "flags": [{"key": "f", "enabled": True, "rules": rules}]}))
 ctx = EvalContext("u", properties={"ua": "é" * 2000})
@@ -590,8 +592,9 @@ def test_the_widest_pattern_that_froze_the_interpreter_is_refused_with_a_warning
 def test_error_and_warning_texts_quote_a_prefix_of_huge_values() -> None:
     key = "k" * 15_000_000
     with pytest.raises(ConfigError) as raised:
-        FlagEvaluator().update_json('{"format": 2, "flags": [{"key": "%s", "enabled": "yes"}]}' % key)
-    assert len(str(raised.value)) < 1000 and len(raised.value.message) < 1000
+        FlagEvaluator().update_json(json.dumps({"format": 2, "flags": [{"key": key, "enabled": "yes"}]}))
+    assert len(str(raised.value)) < 1000
+    assert len(raised.value.message) < 1000
     ev = FlagEvaluator()
     ev.update(
         [
@@ -605,4 +608,5 @@ def test_error_and_warning_texts_quote_a_prefix_of_huge_values() -> None:
         ]
     )
     (warning,) = ev.warnings
-    assert len(warning.message) < 1000 and len(str(warning)) < 1000
+    assert len(warning.message) < 1000
+    assert len(str(warning)) < 1000
