@@ -134,39 +134,40 @@ impl EvalResult {
     }
 }
 
-/// The answers of the prerequisite flags one evaluation has checked, by flag position (a map: a
-/// flag may name thousands of prerequisites, and a list would be searched once per name).
-type PrerequisiteAnswers = FxHashMap<usize, EvalResult>;
+/// What one evaluation remembers so that no prerequisite or segment is evaluated twice: the
+/// answers of the prerequisite flags it has checked, by flag position, and (for flags that
+/// memoize segments) the segment memberships it has found, by segment address. Maps, because a
+/// flag may name thousands of prerequisites, and a list would be searched once per name.
+#[derive(Default)]
+struct Memo {
+    prerequisites: FxHashMap<usize, EvalResult>,
+    segments: FxHashMap<usize, Option<usize>>,
+}
 
 /// What one evaluation reads besides the flags: the context, the clock (read at most once, and
-/// only by a condition on `now`), and the prerequisite answers found so far.
+/// only by a condition on `now`), and what it has found so far.
 pub(crate) struct Env<'a> {
     pub(crate) ctx: &'a EvalContext,
     now: Cell<Option<Instant>>,
-    /// Answers of prerequisite flags, so a flag two prerequisites share is evaluated once. `None`
-    /// until a prerequisite is evaluated: an `Option<Box>` costs the evaluations of flags without
-    /// prerequisites one test when dropped, where a `Vec` cost them twenty instructions.
-    prerequisites: Cell<Option<Box<PrerequisiteAnswers>>>,
+    /// `None` until a prerequisite or a memoized segment is evaluated: an `Option<Box>` costs the
+    /// evaluations that need neither one test when dropped, where a map cost them twenty
+    /// instructions.
+    memo: Cell<Option<Box<Memo>>>,
     /// Whether segment memberships are remembered: for flags whose segments name segments so
-    /// often that testing each anew could take exponential time (docs/spec.md §3, "Limits").
+    /// often that testing each anew could take exponential time (docs/spec.md §6, "Evaluation time").
     memoize_segments: bool,
-    /// Segment memberships found so far, by segment address: `Some(rule)` or `None` (not in it).
-    segments: Cell<Option<Box<SegmentMemberships>>>,
 }
 
-/// Memberships one evaluation has found, keyed by the segment's address in the snapshot.
-type SegmentMemberships = FxHashMap<usize, Option<usize>>;
-
 impl<'a> Env<'a> {
+    /// An environment that memoizes no segments (unit tests of single conditions).
+    #[cfg(test)]
     #[must_use]
-    #[inline]
     pub fn new(ctx: &'a EvalContext) -> Self {
         Self {
             ctx,
             now: Cell::new(None),
-            prerequisites: Cell::new(None),
+            memo: Cell::new(None),
             memoize_segments: false,
-            segments: Cell::new(None),
         }
     }
 
@@ -174,29 +175,43 @@ impl<'a> Env<'a> {
     #[must_use]
     #[inline]
     pub(crate) fn for_flag(ctx: &'a EvalContext, flag: &CompiledFlag) -> Self {
-        let mut env = Self::new(ctx);
-        env.memoize_segments = flag.memoize_segments;
-        env
+        Self {
+            ctx,
+            now: Cell::new(None),
+            memo: Cell::new(None),
+            memoize_segments: flag.memoize_segments,
+        }
     }
 
     pub(crate) fn memoizes_segments(&self) -> bool {
         self.memoize_segments
     }
 
+    /// Reads the memo. It is taken out while read and put back before anything is evaluated, so
+    /// nested prerequisites and segments find it.
+    fn recall<T>(&self, read: impl FnOnce(&Memo) -> Option<T>) -> Option<T> {
+        let memo = self.memo.take();
+        let known = memo.as_deref().and_then(read);
+        self.memo.set(memo);
+        known
+    }
+
+    fn remember(&self, write: impl FnOnce(&mut Memo)) {
+        let mut memo = self.memo.take().unwrap_or_default();
+        write(&mut memo);
+        self.memo.set(Some(memo));
+    }
+
     /// The segment's membership, found by `find` once per evaluation.
     pub(crate) fn segment_membership(&self, segment: &Segment, find: impl FnOnce() -> Option<usize>) -> Option<usize> {
         let id = std::ptr::from_ref(segment) as usize;
-        // Taken out while read and put back before `find`, which may look up nested segments.
-        let memo = self.segments.take();
-        let known = memo.as_ref().and_then(|m| m.get(&id).copied());
-        self.segments.set(memo);
-        if let Some(rule) = known {
+        if let Some(rule) = self.recall(|m| m.segments.get(&id).copied()) {
             return rule;
         }
         let rule = find();
-        let mut memo = self.segments.take().unwrap_or_default();
-        memo.insert(id, rule);
-        self.segments.set(Some(memo));
+        self.remember(|m| {
+            m.segments.insert(id, rule);
+        });
         rule
     }
 
@@ -441,20 +456,16 @@ impl FlagSet {
 
     /// A prerequisite's answer, evaluated once per evaluation however many flags ask for it.
     fn evaluate_prerequisite(&self, index: usize, env: &Env<'_>) -> EvalResult {
-        // Taken out while read and put back before recursing, so nested prerequisites find it.
-        let memo = env.prerequisites.take();
-        let known = memo.as_ref().and_then(|m| m.get(&index)).cloned();
-        env.prerequisites.set(memo);
-        if let Some(answer) = known {
+        if let Some(answer) = env.recall(|m| m.prerequisites.get(&index).cloned()) {
             return answer;
         }
         let Some((_, flag)) = self.flags.get_index(index) else {
             return EvalResult::not_found();
         };
         let answer = flag.evaluate(self, env, &mut NoTrace);
-        let mut memo = env.prerequisites.take().unwrap_or_default();
-        memo.insert(index, answer.clone());
-        env.prerequisites.set(Some(memo));
+        env.remember(|m| {
+            m.prerequisites.insert(index, answer.clone());
+        });
         answer
     }
 }
