@@ -25,8 +25,9 @@ from typing import Any
 from asgiref.sync import iscoroutinefunction, sync_to_async
 from django.core.exceptions import ImproperlyConfigured
 
-from ferroflag import FlagEvaluator, FlagFileWatcher, FlagSyncClient, SyncStatus, testing
+from ferroflag import FlagEvaluator, FlagFileWatcher, FlagSyncClient, testing
 from ferroflag.django import conf
+from ferroflag.sources import FlagSource, SourceStatus
 
 __all__ = [
     "aget_evaluator",
@@ -41,7 +42,7 @@ __all__ = [
 class _Loaded:
     config: conf.FerroflagSettings
     evaluator: FlagEvaluator
-    source: FlagSyncClient | FlagFileWatcher | None
+    source: FlagSource | None
     builder: conf.ContextBuilder
     builder_is_async: bool
 
@@ -72,7 +73,7 @@ def _build(config: conf.FerroflagSettings) -> _Loaded:
     evaluator = FlagEvaluator(config.flags if config.source == "flags" else None)
     # INTERVAL unset keeps each client's own default (10 s for a service, 1 s for a file).
     interval: dict[str, Any] = {"interval": config.interval} if config.interval is not None else {}
-    source: FlagSyncClient | FlagFileWatcher | None = None
+    source: FlagSource | None = None
     try:
         if config.source == "url":
             source = FlagSyncClient(
@@ -86,6 +87,11 @@ def _build(config: conf.FerroflagSettings) -> _Loaded:
             )
         elif config.source == "file":
             source = FlagFileWatcher(evaluator, config.file, **interval)
+        elif config.source == "database":
+            # Imported here: it imports the models, which need the app registry ready.
+            from ferroflag.django.database import DatabaseSource
+
+            source = DatabaseSource(evaluator, using=config.database, **interval)
     except (TypeError, ValueError) as exc:  # what the checks cannot see, e.g. a header value that is not valid HTTP
         raise ImproperlyConfigured(f"ferroflag: {conf.SETTING}: {exc}") from exc
     builder = conf.context_builder(config)
@@ -185,8 +191,20 @@ def stop() -> None:
         loaded.source.stop()
 
 
-def sync_status() -> SyncStatus | None:
+def sync_status() -> SourceStatus | None:
     """The sync's state (for a health endpoint: `sync_status().to_dict()`), or None for `FLAGS` or
-    before the first use."""
+    before the first use. For `DATABASE` it is a `ferroflag.django.database.DatabaseStatus`."""
     loaded = _rt.loaded
     return loaded.source.status() if loaded is not None and loaded.source is not None else None
+
+
+def _database_changed(using: str) -> None:
+    """A change to the flags in database `using` was committed in this process: apply it now, not at the
+    next poll. Called by `ferroflag.django.store` after the commit."""
+    loaded = _rt.loaded
+    if loaded is None or loaded.config.source != "database" or loaded.config.database != using:
+        return
+    from ferroflag.django.database import DatabaseSource
+
+    if _rt.started and isinstance(loaded.source, DatabaseSource):
+        loaded.source.refresh()

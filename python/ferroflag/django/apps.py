@@ -21,6 +21,7 @@ def _on_setting_changed(*, setting: str, **kwargs: Any) -> None:
 class FerroflagConfig(AppConfig):
     name = "ferroflag.django"
     label = "ferroflag"
+    default_auto_field = "django.db.models.BigAutoField"  # fixed here, so the migrations do not depend on the project
     verbose_name = "ferroflag feature flags"
 
     def ready(self) -> None:

@@ -49,6 +49,7 @@ KEYS: dict[str, str] = {
     "PATH": "path appended to URL (default '/api/flags'; '' polls URL as is)",
     "FILE": "local flag file (watched by FlagFileWatcher)",
     "FLAGS": "inline flags (a list of flag dicts, or {'flags': [...]}); nothing is synced",
+    "DATABASE": "database alias of the ferroflag tables (edited in the Django admin), polled every INTERVAL",
     "INTERVAL": "seconds between polls or file checks",
     "TIMEOUT": "seconds allowed for one request to URL",
     "HEADERS": "HTTP headers sent to URL, e.g. {'Authorization': 'Bearer ...'}",
@@ -57,7 +58,13 @@ KEYS: dict[str, str] = {
     "CONTEXT": "dotted path of the context builder, called as builder(request, user)",
 }
 
-_SOURCES = ("URL", "FILE", "FLAGS")
+_SOURCES = ("URL", "FILE", "FLAGS", "DATABASE")
+_SOURCE_NAMES: dict[str, Literal["url", "file", "flags", "database"]] = {
+    "URL": "url",
+    "FILE": "file",
+    "FLAGS": "flags",
+    "DATABASE": "database",
+}
 _URL_ONLY = ("PATH", "TIMEOUT", "HEADERS", "CACHE_PATH")
 _SYNCED_ONLY = ("INTERVAL", "START_WAIT")
 _OBJ = f"settings.{SETTING}"
@@ -67,12 +74,13 @@ _OBJ = f"settings.{SETTING}"
 class FerroflagSettings:
     """A validated `FERROFLAG` value, with the defaults filled in."""
 
-    source: Literal["url", "file", "flags"]
+    source: Literal["url", "file", "flags", "database"]
     url: str = ""
+    database: str = ""
     path: str = "/api/flags"
     file: str = ""
     flags: tuple[FlagConfig, ...] = ()
-    interval: float | None = None  # None: the native default (10 s for URL, 1 s for FILE)
+    interval: float | None = None  # None: the source's default (10 s for URL, 1 s for FILE and DATABASE)
     timeout: float = 5.0
     headers: Mapping[str, str] | None = None
     cache_path: str | None = None
@@ -135,7 +143,7 @@ def validate(raw: object) -> tuple[FerroflagSettings | None, list[checks.CheckMe
         problems.append(
             _error(
                 3,
-                f"{SETTING} needs exactly one source of flags: URL, FILE or FLAGS (got {what}).",
+                f"{SETTING} needs exactly one source of flags: URL, FILE, FLAGS or DATABASE (got {what}).",
                 "Use FLAGS: [] for a site (or a test run) without flags.",
             )
         )
@@ -160,6 +168,18 @@ def validate(raw: object) -> tuple[FerroflagSettings | None, list[checks.CheckMe
         elif not Path(text).exists():
             problems.append(
                 _warning(1, f"{SETTING}['FILE'] does not exist: {text}.", "It is retried until it appears.")
+            )
+
+    database = raw.get("DATABASE")
+    if database is not None:
+        aliases = list(getattr(settings, "DATABASES", None) or {})
+        if not isinstance(database, str) or database not in aliases:
+            problems.append(
+                _error(
+                    13,
+                    f"{SETTING}['DATABASE'] must name a database in DATABASES, got {database!r}.",
+                    f"Known aliases: {', '.join(map(repr, aliases)) or 'none'}.",
+                )
             )
 
     for key, zero_ok in (("INTERVAL", False), ("TIMEOUT", False), ("START_WAIT", True)):
@@ -218,8 +238,9 @@ def validate(raw: object) -> tuple[FerroflagSettings | None, list[checks.CheckMe
         return None, problems
     interval = raw.get("INTERVAL")
     return FerroflagSettings(
-        source="url" if source == "URL" else "file" if source == "FILE" else "flags",
+        source=_SOURCE_NAMES[source],
         url=url if isinstance(url, str) else "",
+        database=database if isinstance(database, str) else "",
         path=raw.get("PATH", "/api/flags"),
         file=(_path_text(file) or "") if file is not None else "",
         flags=flags,

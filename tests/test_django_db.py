@@ -1,0 +1,400 @@
+"""The database source (`FERROFLAG = {"DATABASE": alias}`): store, admin, history, propagation, outages.
+
+Runs on SQLite (the in-memory default of tests/django_settings.py) and on a real PostgreSQL server that
+`pg_cluster` starts on loopback for this module (`.ci/run` installs it); nothing here is mocked.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import select
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+django = pytest.importorskip("django")
+
+import django_settings  # noqa: E402
+from django.conf import settings  # noqa: E402
+
+if not settings.configured:
+    settings.configure(
+        ROOT_URLCONF="test_django",
+        **{name: getattr(django_settings, name) for name in dir(django_settings) if name.isupper()},
+    )
+django.setup()
+
+import ferroflag.django as ff_django  # noqa: E402
+import pg_cluster  # noqa: E402
+from django.contrib import admin  # noqa: E402
+from django.contrib.auth import get_user_model  # noqa: E402
+from django.core import checks  # noqa: E402
+from django.core.management import call_command  # noqa: E402
+from django.db import connections, transaction  # noqa: E402
+from django.test import Client, override_settings  # noqa: E402
+from django.urls import path  # noqa: E402
+from ferroflag import EvalContext  # noqa: E402
+from ferroflag.django import store  # noqa: E402
+from ferroflag.django.database import DatabaseSource, DatabaseStatus  # noqa: E402
+from ferroflag.django.models import Flag, FlagChange, Revision, Segment  # noqa: E402
+
+ROOT = Path(__file__).resolve().parent.parent
+WAIT = 10.0
+urlpatterns = [path("admin/", admin.site.urls)]
+
+
+# --- fixtures -----------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def postgres():
+    """A real PostgreSQL server, registered as the database alias `pg` (migrated)."""
+    if pg_cluster.bin_dir() is None:
+        pytest.skip("PostgreSQL is not installed here (apt-get install postgresql, as .ci/run does)")
+    cluster = pg_cluster.start()  # a server that is installed but does not start fails the tests, loudly
+    entry = cluster.settings()
+    # Django's defaults filled in (configure_settings wants a 'default' alias), then registered in
+    # connections.settings, which is the same dict as settings.DATABASES.
+    connections.configure_settings({"default": settings.DATABASES["default"], "pg": entry})
+    connections.settings["pg"] = entry
+    try:
+        call_command("migrate", database="pg", run_syncdb=True, verbosity=0)
+        yield cluster
+    finally:
+        ff_django._reset()
+        connections["pg"].close()
+        del connections.settings["pg"]
+        cluster.remove()
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _database():
+    call_command("migrate", run_syncdb=True, verbosity=0)
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def alias(request):
+    """Each test that takes it runs on SQLite and on PostgreSQL."""
+    if request.param == "postgresql":
+        request.getfixturevalue("postgres")
+        return "pg"
+    return "default"
+
+
+def _empty(using: str) -> None:
+    for model in (FlagChange, Flag, Segment, Revision):
+        model.objects.using(using).all().delete()
+
+
+@pytest.fixture(autouse=True)
+def _fresh_state():
+    ff_django._reset()
+    _empty("default")
+    if "pg" in connections.settings:  # the server is up (from an earlier test of this module)
+        _empty("pg")
+    yield
+    ff_django._reset()
+
+
+@pytest.fixture
+def admin_user():
+    user, created = get_user_model().objects.get_or_create(
+        username="root", defaults={"email": "root@staff.test", "is_staff": True, "is_superuser": True}
+    )
+    if created:
+        user.set_password("pw")
+        user.save()
+    return user
+
+
+def wait_for(predicate, timeout=WAIT, step=0.01):
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(step)
+    return True
+
+
+ANON = EvalContext("")
+BETA = {
+    "key": "beta",
+    "enabled": True,
+    "percentage": 25,
+    "rules": [{"name": "staff", "conditions": [{"attribute": "email", "operator": "ends_with", "values": ["@s.t"]}]}],
+    "variants": {"a": 1, "b": 1},
+    "values": {"a": {"rows": 10}, "b": {"rows": 20}},
+}
+
+
+# --- the store: validation and history ----------------------------------------------------------
+
+
+def test_a_saved_flag_reads_back_as_written_with_its_history(alias, admin_user):
+    store.save_flag(BETA, user=admin_user, using=alias, comment="test")
+    assert store.export_document(alias)["flags"] == [BETA]
+    assert store.revision(alias) == 1
+    [change] = FlagChange.objects.using(alias).all()
+    assert (change.action, change.kind, change.key, change.username, change.comment) == (
+        "create",
+        "flag",
+        "beta",
+        "root",
+        "test",
+    )
+    assert change.before is None
+    assert change.after == BETA
+    assert change.revision == 1
+
+    store.set_flag_fields("beta", enabled=False, using=alias)
+    latest = FlagChange.objects.using(alias).first()
+    assert (latest.action, latest.username, latest.before, latest.after) == (
+        "update",
+        "",
+        BETA,
+        {**BETA, "enabled": False},
+    )
+    assert store.revision(alias) == 2
+    store.set_flag_fields("beta", enabled=False, using=alias)  # no change: no revision, no history
+    assert store.revision(alias) == 2
+    assert FlagChange.objects.using(alias).count() == 2
+
+
+def test_the_engine_refuses_an_invalid_flag_with_its_own_message_and_nothing_is_saved(alias):
+    store.save_flag(BETA, using=alias)
+    bad = {**BETA, "rules": [{"priority": 1.5}]}
+    with pytest.raises(store.InvalidChange) as caught:
+        store.save_flag(bad, using=alias)
+    err = caught.value
+    assert err.path == "rules[0].priority"  # relative to the flag, for the form
+    assert err.error is not None
+    assert err.message == err.error.message  # the engine's message, word for word
+    assert err.error.path == "flags[0].rules[0].priority"
+    assert "integer" in err.message
+    assert store.export_document(alias)["flags"] == [BETA]
+    assert store.revision(alias) == 1
+    assert FlagChange.objects.using(alias).count() == 1
+
+    with pytest.raises(store.InvalidChange, match="already exists"):
+        store.save_flag({**BETA, "key": "other"}, using=alias) and store.save_flag(
+            {**BETA, "key": "beta"}, original_key="other", using=alias
+        )
+    with pytest.raises(store.InvalidChange, match="key"):
+        store.save_flag({"enabled": True}, using=alias)
+    with pytest.raises(store.InvalidChange, match="no flag"):
+        store.set_flag_fields("nope", enabled=True, using=alias)
+
+
+def test_segments_and_a_renamed_flag(alias):
+    store.save_segment(
+        {
+            "key": "staff",
+            "rules": [{"conditions": [{"attribute": "email", "operator": "ends_with", "values": ["@s"]}]}],
+        },
+        using=alias,
+    )
+    store.save_flag(
+        {"key": "f", "enabled": True, "rules": [{"conditions": [{"operator": "in_segment", "values": ["staff"]}]}]},
+        using=alias,
+    )
+    store.save_flag({"key": "g", "enabled": True, "rules": []}, original_key="f", using=alias)
+    doc = store.export_document(alias)
+    assert [f["key"] for f in doc["flags"]] == ["g"]
+    assert [s["key"] for s in doc["segments"]] == ["staff"]
+    with pytest.raises(store.InvalidChange) as caught:
+        store.save_segment({"key": "staff", "rules": [{"conditions": [{"operator": "nope?"}]}]}, using=alias)
+    assert caught.value.path.startswith("rules[0]")
+    store.delete_segment("staff", using=alias)
+    store.delete_flag("g", using=alias)
+    assert store.export_document(alias) == {"format": 2, "flags": []}
+    actions = list(FlagChange.objects.using(alias).order_by("id").values_list("kind", "action", "key"))
+    assert actions == [
+        ("segment", "create", "staff"),
+        ("flag", "create", "f"),
+        ("flag", "update", "g"),
+        ("segment", "delete", "staff"),
+        ("flag", "delete", "g"),
+    ]
+
+
+def test_import_then_export_is_lossless(alias):
+    document = json.loads((ROOT / "examples" / "flags.json").read_text())
+    document["metadata"] = {"flagSetId": "web", "version": 3}
+    counts = store.import_document(document, using=alias)
+    assert counts["created"] == len(document["flags"]) + len(document.get("segments", []))
+    exported = store.export_document(alias)
+    assert store.import_document(exported, using=alias) == {
+        "created": 0,
+        "updated": 0,
+        "deleted": 0,
+        "unchanged": counts["created"],
+    }
+    assert store.export_document(alias) == exported
+    # The engine reads the export as it reads the original file.
+    assert store.validate_document(exported).document() == store.validate_document(document).document()
+
+
+# --- the source: in the saving process at once, in others within INTERVAL -------------------------
+
+
+def test_a_change_applies_at_once_in_the_saving_process(alias):
+    store.save_flag({"key": "live", "enabled": False}, using=alias)
+    # A long interval: only the reload on commit can explain an answer that changes at once.
+    with override_settings(FERROFLAG={"DATABASE": alias, "INTERVAL": 60.0}):
+        evaluator = ff_django.get_evaluator()
+        assert evaluator.is_enabled("live", ANON) is False
+        status = ff_django.sync_status()
+        assert isinstance(status, DatabaseStatus)
+        assert (status.ready, status.running, status.source, status.revision) == (True, True, "database", 1)
+
+        store.set_flag_fields("live", enabled=True, using=alias)
+        assert evaluator.is_enabled("live", ANON) is True
+
+        with transaction.atomic(using=alias):
+            store.set_flag_fields("live", enabled=False, using=alias)
+            assert evaluator.is_enabled("live", ANON) is True  # not before the commit
+        assert evaluator.is_enabled("live", ANON) is False
+
+        with contextlib.suppress(RuntimeError), transaction.atomic(using=alias):
+            store.set_flag_fields("live", enabled=True, using=alias)
+            raise RuntimeError("rolled back")
+        assert evaluator.is_enabled("live", ANON) is False
+        assert store.revision(alias) == 3
+
+
+def test_the_site_answers_from_the_database(alias):
+    with override_settings(FERROFLAG={"DATABASE": alias}):
+        assert Client().get("/context/").json()["on"] is False
+        store.save_flag({"key": "on-flag", "enabled": True}, using=alias)
+        assert Client().get("/context/").json()["on"] is True
+
+
+def _spawn_worker(cluster, interval: float) -> subprocess.Popen[str]:
+    env = {
+        **os.environ,
+        "FERROFLAG_TEST_DB": json.dumps(cluster.settings()),
+        "FERROFLAG_TEST_INTERVAL": str(interval),
+        "PYTHONPATH": os.pathsep.join([str(ROOT / "tests"), os.environ.get("PYTHONPATH", "")]),
+    }
+    return subprocess.Popen(
+        [sys.executable, str(ROOT / "tests" / "django_db_worker.py")],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
+    )
+
+
+def _read_line(proc: subprocess.Popen[str], timeout: float) -> str:
+    readable, _, _ = select.select([proc.stdout], [], [], timeout)
+    if not readable:
+        raise AssertionError(f"the worker said nothing for {timeout} s")
+    line = proc.stdout.readline()
+    if not line:
+        raise AssertionError(f"the worker exited: {proc.wait(5)}, {proc.stderr.read()}")
+    return line.strip()
+
+
+def measure_propagation(cluster, *, interval: float, changes: int) -> list[float]:
+    """Seconds from a commit in this process to the new flags in another process, `changes` times."""
+    store.save_flag({"key": "prop", "enabled": False}, using="pg")
+    proc = _spawn_worker(cluster, interval)
+    try:
+        assert _read_line(proc, 30).startswith("ready ")
+        delays = []
+        for i in range(changes):
+            store.set_flag_fields("prop", enabled=i % 2 == 0, using="pg")
+            committed = time.monotonic()
+            revision = store.revision("pg")
+            _, _version, seen_revision, at = _read_line(proc, interval + WAIT).split()
+            assert int(seen_revision) == revision
+            delays.append(float(at) - committed)
+            time.sleep(0.05 + (i % 3) * interval / 3)  # land changes at different points of the poll cycle
+        return delays
+    finally:
+        proc.stdin.close()  # the worker exits when its stdin closes
+        proc.wait(10)
+        proc.stdout.close()
+        proc.stderr.close()
+
+
+def test_another_process_sees_a_change_within_the_interval(postgres):
+    interval = 0.25
+    delays = measure_propagation(postgres, interval=interval, changes=8)
+    print(f"propagation to another process, INTERVAL={interval}: median {statistics.median(delays) * 1000:.0f} ms, "
+          f"max {max(delays) * 1000:.0f} ms")  # fmt: skip
+    assert max(delays) < interval + 0.5, delays
+
+
+def test_an_outage_keeps_the_last_good_flags_and_recovers(postgres):
+    store.save_flag({"key": "kept", "enabled": True}, using="pg")
+    source = DatabaseSource(ff_django.get_evaluator(start=False), using="pg", interval=0.05)
+    evaluator = source.evaluator
+    try:
+        assert source.start(wait=WAIT)
+        assert evaluator.is_enabled("kept", ANON)
+        postgres.stop("fast")
+        try:
+            assert wait_for(lambda: source.status().consecutive_failures >= 2)
+            status = source.status()
+            assert (status.ready, status.stale, status.running) == (True, True, True)
+            assert status.last_error
+            assert pg_cluster.PASSWORD not in json.dumps(status.to_dict())
+            assert evaluator.is_enabled("kept", ANON)  # the last good flags
+        finally:
+            postgres.start()
+        connections["pg"].close()  # this thread's connection died with the server
+        store.set_flag_fields("kept", enabled=False, using="pg")
+        assert wait_for(lambda: not evaluator.is_enabled("kept", ANON))
+        assert wait_for(lambda: not source.status().stale)
+        assert source.status().last_error is None
+    finally:
+        assert source.stop()
+    assert not source.status().running
+
+
+def test_a_document_the_engine_rejects_is_not_applied(alias):
+    store.save_flag({"key": "ok", "enabled": True}, using=alias)
+    source = DatabaseSource(ff_django.get_evaluator(start=False), using=alias, interval=60)
+    assert source.refresh()
+    # Written around the store (raw SQL, a bad migration): the engine still has the last word.
+    Flag.objects.using(alias).filter(key="ok").update(definition={"rules": [{"priority": "high"}]})
+    Revision.objects.using(alias).update(number=99)
+    assert not source.refresh()
+    status = source.status()
+    assert status.stale
+    assert status.revision == 1
+    assert "revision 99 was not applied" in status.last_error
+    assert "rules[0].priority" in status.last_error
+    assert source.evaluator.is_enabled("ok", ANON)
+
+
+def test_missing_tables_show_in_the_status():
+    source = DatabaseSource(ff_django.get_evaluator(start=False), using="default", interval=60)
+    with connections["default"].schema_editor() as editor:
+        editor.delete_model(Revision)
+    try:
+        assert not source.refresh()
+        assert not source.status().ready
+        assert "ferroflag_revision" in source.status().last_error
+    finally:
+        with connections["default"].schema_editor() as editor:
+            editor.create_model(Revision)
+
+
+def test_database_setting_checks():
+    def ids(raw):
+        with override_settings(FERROFLAG=raw):
+            return [m.id for m in checks.run_checks(tags=["ferroflag"])]
+
+    assert ids({"DATABASE": "default", "INTERVAL": 0.5, "START_WAIT": 1}) == []
+    assert ids({"DATABASE": "nope"}) == ["ferroflag.E013"]
+    assert ids({"DATABASE": "default", "HEADERS": {"a": "b"}}) == ["ferroflag.E009"]
+    assert ids({"DATABASE": "default", "FLAGS": []}) == ["ferroflag.E003"]
