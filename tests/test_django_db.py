@@ -37,6 +37,7 @@ from django.contrib.auth import get_user_model  # noqa: E402
 from django.core import checks  # noqa: E402
 from django.core.management import call_command  # noqa: E402
 from django.db import connections, transaction  # noqa: E402
+from django.http import HttpResponse  # noqa: E402
 from django.test import Client, override_settings  # noqa: E402
 from django.urls import path  # noqa: E402
 from ferroflag import EvalContext  # noqa: E402
@@ -46,7 +47,15 @@ from ferroflag.django.models import Flag, FlagChange, Revision, Segment  # noqa:
 
 ROOT = Path(__file__).resolve().parent.parent
 WAIT = 10.0
-urlpatterns = [path("admin/", admin.site.urls)]
+
+
+def flag_view(request, key):
+    """What a visitor of the site sees: the flag's answer for them."""
+    return HttpResponse("on" if request.flags.is_enabled(key) else "off")
+
+
+urlpatterns = [path("admin/", admin.site.urls), path("flag/<str:key>/", flag_view)]
+ADMIN_SITE = {"ROOT_URLCONF": __name__, "FERROFLAG": {"DATABASE": "default"}}
 
 
 # --- fixtures -----------------------------------------------------------------------------------
@@ -398,3 +407,233 @@ def test_database_setting_checks():
     assert ids({"DATABASE": "nope"}) == ["ferroflag.E013"]
     assert ids({"DATABASE": "default", "HEADERS": {"a": "b"}}) == ["ferroflag.E009"]
     assert ids({"DATABASE": "default", "FLAGS": []}) == ["ferroflag.E003"]
+
+
+# --- the admin ----------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def admin_client(admin_user):
+    client = Client()
+    client.force_login(admin_user)
+    return client
+
+
+def _flag_form(**fields):
+    data = {"key": "beta", "enabled": "on", "percentage": "25", "definition": "{}"}
+    data.update(fields)
+    return {k: v for k, v in data.items() if v is not None}
+
+
+@override_settings(**ADMIN_SITE)
+def test_admin_adds_and_changes_a_flag_and_the_site_follows(admin_client):
+    assert Client().get("/flag/beta/").content == b"off"
+    definition = json.dumps({"rules": BETA["rules"], "variants": BETA["variants"], "values": BETA["values"]})
+    response = admin_client.post("/admin/ferroflag/flag/add/", _flag_form(definition=definition))
+    assert response.status_code == 302, response.content.decode()[:3000]
+    assert store.export_document()["flags"] == [BETA]
+    assert Client().get("/flag/beta/").content in (b"on", b"off")  # 25 %: anonymous users share one bucket
+
+    flag = Flag.objects.get(key="beta")
+    response = admin_client.post(f"/admin/ferroflag/flag/{flag.pk}/change/", _flag_form(percentage="100"))
+    assert response.status_code == 302
+    assert Client().get("/flag/beta/").content == b"on"  # applied at once in the saving process
+    response = admin_client.post(f"/admin/ferroflag/flag/{flag.pk}/change/", _flag_form(enabled=None))
+    assert response.status_code == 302
+    assert Client().get("/flag/beta/").content == b"off"
+
+    changes = list(FlagChange.objects.order_by("id"))
+    assert [(c.action, c.username, c.comment) for c in changes] == [
+        ("create", "root", "admin"),
+        ("update", "root", "admin"),
+        ("update", "root", "admin"),
+    ]
+    assert changes[1].before["percentage"] == 25
+    assert changes[1].after == {"key": "beta", "enabled": True, "percentage": 100}
+    page = admin_client.get(f"/admin/ferroflag/flag/{flag.pk}/change/").content.decode()
+    assert "All changes" in page
+    assert page.count("<td>update</td>") == 2
+    detail = admin_client.get(f"/admin/ferroflag/flagchange/{changes[1].pk}/change/").content.decode()
+    assert "-  &quot;percentage&quot;: 25" in detail or '-  "percentage": 25' in detail
+    assert admin_client.get("/admin/ferroflag/flagchange/add/").status_code == 403
+
+
+@override_settings(**ADMIN_SITE)
+def test_admin_refuses_what_the_engine_rejects_with_its_message(admin_client):
+    store.save_flag({"key": "beta", "enabled": True}, using="default")
+    flag = Flag.objects.get(key="beta")
+    url = f"/admin/ferroflag/flag/{flag.pk}/change/"
+    bad = json.dumps({"rules": [{"priority": 1.5}]})
+    response = admin_client.post(url, _flag_form(definition=bad))
+    assert response.status_code == 200  # the form again, with the error
+    with pytest.raises(store.InvalidChange) as caught:
+        store.validate_document({"flags": [{"key": "beta", "enabled": True, "rules": [{"priority": 1.5}]}]})
+    page = response.content.decode()
+    assert "rules[0].priority: " in page
+    assert caught.value.message.replace('"', "&quot;") in page
+    assert (
+        "Set &#x27;enabled&#x27; in its own field"
+        in admin_client.post(url, _flag_form(definition='{"enabled": false}')).content.decode()
+    )
+    assert "Enter a valid JSON" in admin_client.post(url, _flag_form(definition="{rules: []")).content.decode()
+    store.save_flag({"key": "other", "enabled": False}, using="default")
+    assert "already exists" in admin_client.post(url, _flag_form(key="other")).content.decode()
+    assert store.export_document()["flags"] == [{"key": "beta", "enabled": True}, {"key": "other", "enabled": False}]
+    assert FlagChange.objects.count() == 2
+
+
+@override_settings(**ADMIN_SITE)
+def test_admin_list_toggles_and_actions(admin_client):
+    store.save_flag({"key": "a", "enabled": False}, using="default")
+    store.save_flag({"key": "b", "enabled": False, "percentage": 5}, using="default")
+    a, b = Flag.objects.order_by("position")
+    response = admin_client.post(
+        "/admin/ferroflag/flag/",
+        {"action": "enable_flags", "_selected_action": [a.pk, b.pk], "index": "0"},
+    )
+    assert response.status_code == 302
+    assert [f["enabled"] for f in store.export_document()["flags"]] == [True, True]
+    # list_editable: a percentage the engine refuses (not a number it can read) is an error in the list.
+    form = {
+        "form-TOTAL_FORMS": "2",
+        "form-INITIAL_FORMS": "2",
+        "form-0-id": str(a.pk),
+        "form-0-enabled": "on",
+        "form-0-percentage": "",
+        "form-1-id": str(b.pk),
+        "form-1-percentage": "50",
+        "_save": "Save",
+    }
+    assert admin_client.post("/admin/ferroflag/flag/", form).status_code == 302
+    assert store.export_document()["flags"] == [
+        {"key": "a", "enabled": True},
+        {"key": "b", "enabled": False, "percentage": 50},
+    ]
+    assert FlagChange.objects.filter(comment="admin action").count() == 2
+
+
+def test_admin_warns_when_the_site_does_not_serve_the_database(admin_client):
+    with override_settings(ROOT_URLCONF=__name__):
+        page = admin_client.get("/admin/ferroflag/flag/", follow=True).content.decode()
+    assert "FERROFLAG has no DATABASE source" in page
+
+
+@override_settings(**ADMIN_SITE)
+def test_admin_segments(admin_client):
+    rules = {"rules": [{"conditions": [{"attribute": "email", "operator": "ends_with", "values": ["@s.t"]}]}]}
+    response = admin_client.post("/admin/ferroflag/segment/add/", {"key": "staff", "definition": json.dumps(rules)})
+    assert response.status_code == 302
+    assert store.export_document()["segments"] == [{"key": "staff", **rules}]
+    seg = Segment.objects.get()
+    bad = {"rules": [{"conditions": [{"attribute": "email", "operator": "ends_with", "values": [None]}]}]}
+    response = admin_client.post(
+        f"/admin/ferroflag/segment/{seg.pk}/change/", {"key": "staff", "definition": json.dumps(bad)}
+    )
+    assert response.status_code == 200
+    assert "rules[0].conditions[0].values[0]: " in response.content.decode()
+    assert FlagChange.objects.filter(kind="segment").count() == 1
+
+
+# --- the admin in a real browser ----------------------------------------------------------------
+
+CHROMIUM = "/usr/bin/chromium"
+CHROMEDRIVER = "/usr/bin/chromedriver"
+
+
+@pytest.fixture
+def live_server():
+    """The test site (admin included) served by Django's live-server thread on loopback."""
+    from django.test.testcases import LiveServerThread
+
+    with override_settings(**ADMIN_SITE):
+        server = LiveServerThread("127.0.0.1", static_handler=lambda app: app)
+        server.daemon = True
+        server.start()
+        assert server.is_ready.wait(WAIT), "the live server did not start"
+        if server.error:
+            raise server.error
+        try:
+            yield f"http://127.0.0.1:{server.port}"
+        finally:
+            server.terminate()
+
+
+@pytest.fixture
+def browser():
+    """Debian's chromium, headless, through its chromedriver (given by path: nothing is downloaded)."""
+    if not (Path(CHROMIUM).exists() and Path(CHROMEDRIVER).exists()):
+        pytest.skip("chromium and chromium-driver are not installed here (apt-get install, as .ci/run does)")
+    webdriver = pytest.importorskip("selenium.webdriver")
+    from selenium.webdriver.chrome.service import Service
+
+    options = webdriver.ChromeOptions()
+    options.binary_location = CHROMIUM
+    for arg in (
+        "--headless=new",
+        "--no-sandbox",
+        "--disable-dev-shm-usage",
+        "--disable-gpu",
+        "--window-size=1280,1600",
+    ):
+        options.add_argument(arg)
+    driver = webdriver.Chrome(service=Service(executable_path=CHROMEDRIVER), options=options)
+    driver.set_page_load_timeout(30)
+    driver.set_script_timeout(10)
+    try:
+        yield driver
+    finally:
+        driver.quit()
+
+
+def test_admin_in_a_real_browser_toggle_edit_a_rule_and_see_a_refusal(live_server, browser, admin_user):
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support import expected_conditions
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    wait = WebDriverWait(browser, WAIT)
+    store.save_flag({"key": "checkout", "enabled": False}, using="default")
+    flag = Flag.objects.get(key="checkout")
+    visitor = Client()  # another visitor of the site, not logged in
+    assert visitor.get("/flag/checkout/").content == b"off"
+
+    browser.get(f"{live_server}/admin/login/?next=/admin/ferroflag/flag/{flag.pk}/change/")
+    browser.find_element(By.NAME, "username").send_keys("root")
+    browser.find_element(By.NAME, "password").send_keys("pw")
+    browser.find_element(By.CSS_SELECTOR, "input[type=submit]").click()
+    wait.until(expected_conditions.presence_of_element_located((By.NAME, "enabled")))
+
+    # Toggle the flag on: the site answers on for everyone at once.
+    browser.find_element(By.NAME, "enabled").click()
+    browser.find_element(By.NAME, "_continue").click()
+    wait.until(expected_conditions.presence_of_element_located((By.CSS_SELECTOR, "ul.messagelist li.success")))
+    assert visitor.get("/flag/checkout/").content == b"on"
+
+    def set_definition(definition: dict) -> None:
+        area = browser.find_element(By.NAME, "definition")
+        area.clear()
+        area.send_keys(json.dumps(definition))
+        browser.find_element(By.NAME, "_continue").click()
+
+    # Edit a rule: on only for the staff domain (and off for other visitors, with percentage 0).
+    rule = {"name": "staff", "conditions": [{"attribute": "email", "operator": "ends_with", "values": ["@staff.test"]}]}
+    set_definition({"rules": [rule]})
+    wait.until(expected_conditions.presence_of_element_located((By.CSS_SELECTOR, "ul.messagelist li.success")))
+    assert store.export_document()["flags"] == [{"key": "checkout", "enabled": True, "rules": [rule]}]
+    assert visitor.get("/flag/checkout/").content == b"off"
+    staff = Client()
+    staff.force_login(admin_user)  # root@staff.test
+    assert staff.get("/flag/checkout/").content == b"on"
+
+    # A rule the engine refuses: its message in the form, nothing saved.
+    set_definition({"rules": [{**rule, "priority": 1.5}]})
+    error = wait.until(expected_conditions.presence_of_element_located((By.CSS_SELECTOR, ".errorlist")))
+    assert "rules[0].priority" in error.text
+    assert "integer" in error.text
+    assert store.export_document()["flags"] == [{"key": "checkout", "enabled": True, "rules": [rule]}]
+    assert [c.action for c in FlagChange.objects.order_by("id")] == ["create", "update", "update"]
+
+    # The history, as the admin shows it.
+    browser.get(f"{live_server}/admin/ferroflag/flagchange/?key=checkout")
+    rows = browser.find_elements(By.CSS_SELECTOR, "#result_list tbody tr")
+    assert len(rows) == 3
+    assert "root" in rows[0].text
