@@ -45,5 +45,10 @@ while time.monotonic() < deadline:
     if version != seen:
         now = time.monotonic()
         seen = version
-        revision = ff_django.sync_status().revision  # type: ignore[union-attr]
-        print(f"version {version} {revision} {now:.6f}", flush=True)
+        # The source records the revision just after it publishes: wait for that record of this version.
+        for _ in range(1000):
+            status = ff_django.sync_status()
+            if status.snapshot_version >= version:  # type: ignore[union-attr]
+                break
+            time.sleep(0.001)
+        print(f"version {version} {status.revision} {now:.6f}", flush=True)  # type: ignore[union-attr]

@@ -7,6 +7,7 @@ Runs on SQLite (the in-memory default of tests/django_settings.py) and on a real
 from __future__ import annotations
 
 import contextlib
+import io
 import json
 import os
 import select
@@ -35,12 +36,12 @@ import pg_cluster  # noqa: E402
 from django.contrib import admin  # noqa: E402
 from django.contrib.auth import get_user_model  # noqa: E402
 from django.core import checks  # noqa: E402
-from django.core.management import call_command  # noqa: E402
+from django.core.management import CommandError, call_command  # noqa: E402
 from django.db import connections, transaction  # noqa: E402
 from django.http import HttpResponse  # noqa: E402
 from django.test import Client, override_settings  # noqa: E402
 from django.urls import path  # noqa: E402
-from ferroflag import EvalContext  # noqa: E402
+from ferroflag import EvalContext, FlagEvaluator  # noqa: E402
 from ferroflag.django import store  # noqa: E402
 from ferroflag.django.database import DatabaseSource, DatabaseStatus  # noqa: E402
 from ferroflag.django.models import Flag, FlagChange, Revision, Segment  # noqa: E402
@@ -602,9 +603,15 @@ def test_admin_in_a_real_browser_toggle_edit_a_rule_and_see_a_refusal(live_serve
     browser.find_element(By.CSS_SELECTOR, "input[type=submit]").click()
     wait.until(expected_conditions.presence_of_element_located((By.NAME, "enabled")))
 
+    def submit() -> None:
+        """Save and continue editing, and wait for the next page (not the one still showing)."""
+        page = browser.find_element(By.TAG_NAME, "html")
+        browser.find_element(By.NAME, "_continue").click()
+        wait.until(expected_conditions.staleness_of(page))
+
     # Toggle the flag on: the site answers on for everyone at once.
     browser.find_element(By.NAME, "enabled").click()
-    browser.find_element(By.NAME, "_continue").click()
+    submit()
     wait.until(expected_conditions.presence_of_element_located((By.CSS_SELECTOR, "ul.messagelist li.success")))
     assert visitor.get("/flag/checkout/").content == b"on"
 
@@ -612,7 +619,7 @@ def test_admin_in_a_real_browser_toggle_edit_a_rule_and_see_a_refusal(live_serve
         area = browser.find_element(By.NAME, "definition")
         area.clear()
         area.send_keys(json.dumps(definition))
-        browser.find_element(By.NAME, "_continue").click()
+        submit()
 
     # Edit a rule: on only for the staff domain (and off for other visitors, with percentage 0).
     rule = {"name": "staff", "conditions": [{"attribute": "email", "operator": "ends_with", "values": ["@staff.test"]}]}
@@ -637,3 +644,65 @@ def test_admin_in_a_real_browser_toggle_edit_a_rule_and_see_a_refusal(live_serve
     rows = browser.find_elements(By.CSS_SELECTOR, "#result_list tbody tr")
     assert len(rows) == 3
     assert "root" in rows[0].text
+
+
+# --- management commands ------------------------------------------------------------------------
+
+
+def _command(*args, database="default"):
+    out, err = io.StringIO(), io.StringIO()
+    with override_settings(FERROFLAG={"DATABASE": database}):
+        call_command("ferroflag_flags", *args, stdout=out, stderr=err)
+    return out.getvalue()
+
+
+def test_commands_list_enable_disable_set_percentage(alias):
+    store.save_flag({"key": "beta", "enabled": False}, using=alias)
+    store.save_flag(BETA | {"key": "gamma"}, using=alias)
+    assert _command("list", database=alias).splitlines() == ["beta   off", "gamma  on, 25 %, 1 rules, 2 variants"]
+    assert _command("enable", "beta", "--by", "ops-bot", database=alias) == "beta: on, 0 %\n"
+    assert _command("set-percentage", "beta", "12.5", database=alias) == "beta: on, 12.5 %\n"
+    assert _command("disable", "gamma", database=alias) == "gamma: off\n"
+    assert store.export_document(alias)["flags"][0] == {"key": "beta", "enabled": True, "percentage": 12.5}
+    changes = FlagChange.objects.using(alias).order_by("id")
+    assert [(c.username, c.comment) for c in changes][2] == ("ops-bot", "manage.py ferroflag_flags enable")
+    with pytest.raises(CommandError, match="no flag 'nope'"):
+        _command("enable", "nope", database=alias)
+    with pytest.raises(CommandError, match="between 0 and 100"):
+        _command("set-percentage", "beta", "101", database=alias)
+
+
+def test_commands_import_export_round_trip(alias, tmp_path):
+    source = ROOT / "examples" / "flags.json"
+    assert "created" in _command("import", str(source), database=alias)
+    first = tmp_path / "first.json"
+    second = tmp_path / "second.json"
+    _command("export", str(first), database=alias)
+    store.delete_flag(store.export_document(alias)["flags"][0]["key"], using=alias)
+    assert "1 created" in _command("import", str(first), database=alias)
+    _command("export", str(second), database=alias)
+    assert first.read_bytes() == second.read_bytes()
+    assert json.loads(first.read_text()) == store.export_document(alias)
+    original = FlagEvaluator()
+    original.load_file(source)
+    assert store.validate_document(json.loads(first.read_text())).document() == original.document()
+
+    bad = tmp_path / "bad.json"
+    bad.write_text(json.dumps({"flags": [{"key": "x", "enabled": "yes"}]}))
+    with pytest.raises(CommandError, match=r"flags\[0\]\.enabled"):
+        _command("import", str(bad), database=alias)
+    assert "dry run" in _command("import", str(first), "--dry-run", database=alias)
+
+
+def test_command_explain_for_a_user(admin_user):
+    store.save_flag(BETA, using="default")
+    text = _command("explain", "beta", "--user", "root")
+    assert text.startswith("beta for user_id=")
+    assert "'root@staff.test'" in text
+    assert "rules" in text
+    data = json.loads(_command("explain", "beta", "--user-id", "u1", "--json"))
+    assert data["flag"] == "beta"
+    with pytest.raises(CommandError, match="no user 'nobody'"):
+        _command("explain", "beta", "--user", "nobody")
+    with pytest.raises(CommandError, match="no flag 'nope'"):
+        _command("explain", "nope", "--user-id", "u1")

@@ -173,6 +173,12 @@ def _record(
     number: int,
     comment: str,
 ) -> None:
+    if isinstance(user, str):  # a name only: a management command's `--by`, a script
+        FlagChange.objects.using(using).create(
+            username=user[:150], kind=kind, key=key, action=action, before=before, after=after, revision=number,
+            comment=comment[:200],
+        )  # fmt: skip
+        return
     real_user = user if user is not None and getattr(user, "is_authenticated", False) else None
     # Users kept in another database than the flags cannot be referred to by key: the name is kept alone.
     same_db = real_user is not None and getattr(getattr(real_user, "_state", None), "db", None) == using
@@ -228,7 +234,7 @@ def save_flag(
         definition: The whole flag, e.g. `{"key": "beta", "enabled": True, "percentage": 10}`.
         original_key: The key of the row to replace when the key itself changes; defaults to
             `definition["key"]`.
-        user: Who made the change (kept in the history); None for a script.
+        user: Who made the change (kept in the history): a Django user, a name, or None.
         using: The database alias.
         comment: How the change was made (kept in the history).
         dry_run: Validate only (the admin form's `clean()`): nothing is written and None is returned.
