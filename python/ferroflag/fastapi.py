@@ -51,8 +51,8 @@ from starlette.concurrency import run_in_threadpool
 from starlette.requests import HTTPConnection
 
 from ferroflag import EvalContext, EvalResult, FlagEvaluator, SyncStatus
+from ferroflag._binding import bound_evaluator, resolve
 from ferroflag._request_flags import RequestFlagsBase
-from ferroflag.testing import bound_evaluator
 
 __all__ = [
     "CONTEXT_HEADERS",
@@ -170,7 +170,8 @@ def _evaluator_for(app: Any) -> FlagEvaluator:
     state = _state(app)
     if state is None:
         raise RuntimeError(_NOT_SET_UP)
-    return state.evaluator
+    # A TestData laid over the app's own evaluator answers from its view once a sync source wrote it.
+    return resolve(state.evaluator)
 
 
 def _is_request_annotation(annotation: object) -> bool:

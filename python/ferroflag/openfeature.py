@@ -54,7 +54,7 @@ from openfeature.flag_evaluation import FlagResolutionDetails, FlagValueType, Re
 from openfeature.provider import AbstractProvider, Metadata, ProviderStatus
 
 from ferroflag import EvalContext, EvalResult, FlagEvaluator
-from ferroflag.testing import bound_evaluator
+from ferroflag._binding import bound_evaluator
 
 __all__ = ["PROVIDER_NAME", "REASON_METADATA_KEY", "FerroflagProvider", "SyncStatusSource", "to_eval_context"]
 
