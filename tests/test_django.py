@@ -318,10 +318,17 @@ ANON = EvalContext("")
 # --- middleware ---------------------------------------------------------------------------------
 
 
-def test_anonymous_request_gets_an_empty_user_id():
-    body = Client().get("/context/").json()
+def test_anonymous_visitor_gets_a_stable_id_from_a_cookie():
+    client = Client()
+    response = client.get("/context/")
+    body = response.json()
+    cookie = response.cookies["ferroflag_anon"]
+    assert len(cookie.value) == 32
+    assert (cookie["httponly"], cookie["samesite"], cookie["secure"]) == (True, "Lax", "")
+    assert cookie["max-age"] == 365 * 24 * 3600
+    assert "Cookie" in response["Vary"]
     assert body == {
-        "user_id": "",
+        "user_id": cookie.value,
         "email": "",
         "plan": "",
         "on": True,
@@ -330,6 +337,31 @@ def test_anonymous_request_gets_an_empty_user_id():
         "theme": "dark",
         "missing": True,
     }
+    again = client.get("/context/")
+    assert again.json()["user_id"] == cookie.value  # the same browser: the same id
+    assert "ferroflag_anon" not in again.cookies  # nothing new to send
+    assert Client().get("/context/").json()["user_id"] != cookie.value  # another browser
+    assert Client().get("/plain/").cookies == {}  # a page that asks no flag sets no cookie
+    secure = Client().get("/context/", secure=True).cookies["ferroflag_anon"]
+    assert secure["secure"] is True
+    forged = Client(cookies={"ferroflag_anon": "<script>"}).get("/context/")
+    assert forged.json()["user_id"] == forged.cookies["ferroflag_anon"].value != "<script>"
+
+
+def test_the_anonymous_cookie_can_be_turned_off_or_renamed():
+    with override_settings(FERROFLAG={"FLAGS": FLAGS, "ANONYMOUS_COOKIE": None}):
+        response = Client().get("/context/")
+        assert response.json()["user_id"] == ""
+        assert response.cookies == {}
+    with override_settings(FERROFLAG={"FLAGS": FLAGS, "ANONYMOUS_COOKIE": "ab", "ANONYMOUS_COOKIE_AGE": 60}):
+        cookie = Client().get("/context/").cookies["ab"]
+        assert cookie["max-age"] == 60
+
+
+def _signed_in(user, **properties):
+    """What the default builder gives for a user of tests/django_settings.py."""
+    flags = {"is_authenticated": True, "is_staff": False, "is_superuser": False, **properties}
+    return EvalContext(str(user.pk), email=user.email, properties=flags)
 
 
 def test_logged_in_user_gives_id_and_email(staff_user, plain_user):
@@ -345,12 +377,17 @@ def test_logged_in_user_gives_id_and_email(staff_user, plain_user):
 
 
 def test_user_context_reads_plan_and_country_when_the_model_has_them():
-    user = SimpleNamespace(is_authenticated=True, pk=7, email="c@d.e", plan="team", country="DE")
-    assert user_context(HttpRequest(), user) == EvalContext("7", email="c@d.e", plan="team", country="DE")
+    user = SimpleNamespace(is_authenticated=True, pk=7, email="c@d.e", plan="team", country="DE", is_staff=True)
+    signed_in = {"is_authenticated": True, "is_staff": True, "is_superuser": False}
+    assert user_context(HttpRequest(), user) == EvalContext(
+        "7", email="c@d.e", plan="team", country="DE", properties=signed_in
+    )
     bare = SimpleNamespace(is_authenticated=True, pk="u-1")
-    assert user_context(HttpRequest(), bare) == EvalContext("u-1")
-    assert user_context(HttpRequest(), SimpleNamespace(is_authenticated=False)) == ANON
-    assert user_context(HttpRequest(), None) == ANON
+    assert user_context(HttpRequest(), bare) == EvalContext("u-1", properties={**signed_in, "is_staff": False})
+    anonymous = user_context(HttpRequest(), SimpleNamespace(is_authenticated=False))
+    assert anonymous.properties == {"is_authenticated": "false", "is_staff": "false", "is_superuser": "false"}
+    assert len(anonymous.user_id) == 32  # a new visitor's id
+    assert user_context(HttpRequest(), None).get("is_authenticated") == "false"
 
 
 def plan_context(request, user):
@@ -371,6 +408,98 @@ def test_context_builder_setting(builder, user_id, url):
     with override_settings(FERROFLAG={"FLAGS": FLAGS, "CONTEXT": f"{__name__}.{builder}"}):
         body = Client().get(url, {"plan": "team"}).json()
     assert (body["user_id"], body["plan"]) == (user_id, "team")
+
+
+IN_BETA = {"attribute": "groups", "operator": "in", "values": ["beta"]}
+IS_STAFF = {"attribute": "is_staff", "operator": "eq", "values": ["true"]}  # booleans read as "true"/"false"
+GROUP_FLAGS = [
+    *FLAGS,
+    {"key": "beta-group", "enabled": True, "rules": [{"conditions": [IN_BETA]}]},
+    {"key": "staff-flag", "enabled": True, "rules": [{"conditions": [IS_STAFF]}]},
+]
+
+
+@pytest.fixture
+def beta_member(plain_user):
+    from django.contrib.auth.models import Group
+
+    beta, _ = Group.objects.get_or_create(name="beta")
+    ops, _ = Group.objects.get_or_create(name="ops")
+    plain_user.groups.set([beta, ops])
+    yield plain_user
+    plain_user.groups.clear()
+
+
+def test_staff_superuser_and_groups_targeting(beta_member, staff_user):
+    with override_settings(FERROFLAG={"FLAGS": GROUP_FLAGS}):
+        client = Client()
+        client.force_login(beta_member)
+        with CaptureQueriesContext(connection) as captured:
+            response = client.get("/context/")
+        flags = response.wsgi_request.flags
+        assert sorted(flags.context.get("groups")) == ["beta", "ops"]
+        assert flags.is_enabled("beta-group")
+        assert not flags.is_enabled("staff-flag")
+        queries = [q["sql"] for q in captured.captured_queries]
+        assert len(queries) == 3  # the session, the user, and the groups: one query, because a flag reads them
+        assert "auth_group" in queries[2]
+
+        staff_user.is_staff = True
+        staff_user.save()
+        try:
+            client.force_login(staff_user)
+            flags = client.get("/context/").wsgi_request.flags
+            assert flags.is_enabled("staff-flag")
+            assert not flags.is_enabled("beta-group")  # no groups: reads as ""
+            assert flags.context.get("is_superuser") == "false"
+        finally:
+            staff_user.is_staff = False
+            staff_user.save()
+        anonymous = Client().get("/context/").wsgi_request.flags
+        assert not anonymous.is_enabled("staff-flag")
+        assert anonymous.context.get("is_authenticated") == "false"
+
+
+def test_no_groups_query_when_no_flag_reads_groups(beta_member):
+    client = Client()
+    client.force_login(beta_member)
+    with CaptureQueriesContext(connection) as captured:
+        response = client.get("/context/")
+    assert len(captured.captured_queries) == 2  # the session and the user only
+    assert response.wsgi_request.flags.context.get("groups") == ""
+
+
+def test_refers_to_groups_scans_flags_segments_and_bucket_by():
+    def refers(**document):
+        evaluator = FlagEvaluator()
+        evaluator.update_json(json.dumps({"flags": [], **document}))
+        return ff_middleware.refers_to_groups(evaluator)
+
+    in_groups = {"conditions": [{"attribute": "groups", "operator": "in", "values": ["x"]}]}
+    assert refers(flags=[{"key": "f", "enabled": True, "rules": [in_groups]}])
+    assert refers(segments=[{"key": "s", "rules": [in_groups]}])
+    assert refers(flags=[{"key": "f", "enabled": True, "bucket_by": "groups"}])
+    assert not refers(flags=FLAGS)
+    evaluator = FlagEvaluator(FLAGS)
+    assert not ff_middleware.refers_to_groups(evaluator)
+    evaluator.update([*FLAGS, {"key": "g", "enabled": True, "rules": [in_groups]}])
+    assert ff_middleware.refers_to_groups(evaluator)  # a new version is scanned again
+
+
+def test_async_views_read_groups_off_the_loop(beta_member):
+    async def view(request):
+        await request.flags.aload()
+        return JsonResponse(
+            {"groups": request.flags.context.get("groups"), "on": request.flags.is_enabled("beta-group")}
+        )
+
+    request = RequestFactory().get("/")
+    request.user = SimpleLazyObject(lambda: get_user_model().objects.get(pk=beta_member.pk))
+    with override_settings(FERROFLAG={"FLAGS": GROUP_FLAGS}):
+        body = json.loads(async_to_sync(FlagMiddleware(view))(request).content)
+        assert (sorted(body["groups"]), body["on"]) == (["beta", "ops"], True)
+        with pytest.raises(SynchronousOnlyOperation, match="aload"):
+            _first_use_on_the_loop(beta_member, FERROFLAG={"FLAGS": GROUP_FLAGS})  # the groups query on the loop
 
 
 def test_context_builder_must_return_a_context():
@@ -448,7 +577,7 @@ def test_the_user_is_looked_up_at_the_first_use_of_flags(staff_user, built):
     assert len(queries) == 2  # the session, then the user: once, for flag_context and all the flags
     assert [user.pk for user in built] == [staff_user.pk]  # one build, shared by flag_context and flags
     request = response.wsgi_request
-    assert request.flag_context == request.flags.context == EvalContext(str(staff_user.pk), email="ann@staff.test")
+    assert request.flag_context == request.flags.context == _signed_in(staff_user)
     assert type(request.flags.context) is EvalContext  # the real one, for the native evaluator
 
 
@@ -501,7 +630,7 @@ def test_middleware_is_sync_and_async_capable():
     request = RequestFactory().get("/")
     response = async_to_sync(FlagMiddleware(async_get_response))(request)
     assert response.content == b"ok"
-    assert request.flag_context == ANON  # no request.user: anonymous
+    assert request.flag_context.get("is_authenticated") == "false"  # no request.user: anonymous
     assert request.flags.is_enabled("on-flag")
 
 
@@ -569,7 +698,7 @@ def _first_use_on_the_loop(user=None, **settings_overrides):
 
 
 def test_on_the_event_loop_a_first_use_builds_in_place_only_without_io(staff_user, monkeypatch):
-    assert _first_use_on_the_loop() == {"user_id": "", "on": True}  # no AuthenticationMiddleware: no user
+    assert _first_use_on_the_loop()["on"] is True  # no AuthenticationMiddleware: no user
     assert _first_use_on_the_loop(staff_user)["user_id"] == str(staff_user.pk)  # a user already looked up
     looked_up = SimpleLazyObject(lambda: staff_user)
     looked_up.pk  # noqa: B018
@@ -596,7 +725,7 @@ def test_aload_is_idempotent_and_flags_for_reuses_the_request_flags(staff_user):
     context = flags.context
     assert asyncio.run(flags.aload()) is flags
     assert flags.context is context
-    assert request.flag_context == EvalContext(str(staff_user.pk), email="ann@staff.test")
+    assert request.flag_context == _signed_in(staff_user)
 
 
 def test_async_client_with_a_logged_in_user(staff_user):
@@ -856,6 +985,9 @@ def test_valid_settings_pass(tmp_path):
         ({"FLAGS": [], "CONTEXT": 5}, "ferroflag.E010"),
         ({"FLAGS": [{"key": "x", "enabled": "yes"}]}, "ferroflag.E011"),
         ({"FLAGS": "on-flag"}, "ferroflag.E011"),
+        ({"FLAGS": [], "ANONYMOUS_COOKIE": "a b"}, "ferroflag.E014"),
+        ({"FLAGS": [], "ANONYMOUS_COOKIE": 5}, "ferroflag.E014"),
+        ({"FLAGS": [], "ANONYMOUS_COOKIE_AGE": 0}, "ferroflag.E006"),
     ],
 )
 def test_each_setting_error_has_its_id(tmp_path, raw, expected):
@@ -933,7 +1065,7 @@ def test_async_views_served_by_the_asgi_handler(staff_user):
             return anonymous, gated, cbv, logged_in, sync_view
 
     anonymous, gated, cbv, logged_in, sync_view = asyncio.run(scenario())
-    assert (anonymous["user_id"], anonymous["on"], anonymous["theme"]) == ("", True, "dark")
+    assert (len(anonymous["user_id"]), anonymous["on"], anonymous["theme"]) == (32, True, "dark")
     assert gated == [200, 404]
     assert cbv == "async cbv on"
     assert (logged_in["user_id"], logged_in["staff"]) == (str(staff_user.pk), True)
@@ -956,7 +1088,7 @@ def test_async_view_under_a_real_asgi_server():
         server.should_exit = True
         thread.join(timeout=WAIT)
     assert not thread.is_alive()
-    assert (body["user_id"], body["on"], body["off"]) == ("", True, False)
+    assert (len(body["user_id"]), body["on"], body["off"]) == (32, True, False)
     assert statuses == [200, 404, 200]
 
 

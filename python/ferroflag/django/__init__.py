@@ -130,6 +130,12 @@ async def _aprepared() -> _Loaded:
     return prepared
 
 
+def _settings() -> conf.FerroflagSettings:
+    """The validated `FERROFLAG` of the loaded runtime (read from the settings when nothing is loaded)."""
+    loaded = _rt.loaded
+    return loaded.config if loaded is not None else conf.load()
+
+
 def _reset() -> None:
     """Drops the evaluator and stops its sync, so the next use rebuilds from the settings (tests)."""
     with _rt.lock:

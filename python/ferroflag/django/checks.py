@@ -7,7 +7,7 @@
 | ferroflag.E003 | not exactly one source: `URL`, `FILE`, `FLAGS` or `DATABASE` |
 | ferroflag.E004 | `URL` is not an http(s) URL with a host |
 | ferroflag.E005 | `FILE` is not a path, or is a directory |
-| ferroflag.E006 | `INTERVAL`/`TIMEOUT` not a number > 0, `START_WAIT` not a number >= 0 |
+| ferroflag.E006 | `INTERVAL`/`TIMEOUT`/`ANONYMOUS_COOKIE_AGE` not a number > 0, `START_WAIT` not a number >= 0 |
 | ferroflag.E007 | `HEADERS` is not a dict of str to str |
 | ferroflag.E008 | `PATH` is not a str, or `CACHE_PATH` not a path |
 | ferroflag.E009 | an option that does not apply to the source (e.g. `HEADERS` with `FILE`) |
@@ -15,6 +15,7 @@
 | ferroflag.E011 | `FLAGS` is rejected by the engine |
 | ferroflag.E012 | `FlagMiddleware` comes before `AuthenticationMiddleware` (every user would look anonymous) |
 | ferroflag.E013 | `DATABASE` does not name an alias of `DATABASES` |
+| ferroflag.E014 | `ANONYMOUS_COOKIE` is not a cookie name or None |
 | ferroflag.W001 | `FILE` does not exist (yet) |
 | ferroflag.W002 | a Django template engine without the `request` context processor (`{% flag %}` cannot see the user) |
 | ferroflag.W003 | the directory of `CACHE_PATH` does not exist |
@@ -40,7 +41,7 @@ _REQUEST_PROCESSOR = "django.template.context_processors.request"
 
 @checks.register("ferroflag")
 def check_settings(app_configs: Sequence[AppConfig] | None = None, **kwargs: Any) -> list[checks.CheckMessage]:
-    """E001 to E011, E013, W001, W003: the `FERROFLAG` setting."""
+    """E001 to E011, E013, E014, W001, W003: the `FERROFLAG` setting."""
     return conf.validate(getattr(settings, conf.SETTING, None))[1]
 
 

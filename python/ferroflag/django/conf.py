@@ -10,6 +10,7 @@ from __future__ import annotations
 import difflib
 import math
 import os
+import re
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -37,6 +38,10 @@ __all__ = [
 
 SETTING = "FERROFLAG"
 DEFAULT_CONTEXT = "ferroflag.django.middleware.user_context"
+DEFAULT_ANONYMOUS_COOKIE = "ferroflag_anon"
+DEFAULT_ANONYMOUS_COOKIE_AGE = 365 * 24 * 3600.0
+# A cookie name is an RFC 6265 token: visible ASCII without separators.
+_COOKIE_NAME = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
 
 ContextBuilder: TypeAlias = Callable[
     [HttpRequest, Any], "EvalContext | Mapping[str, Any] | Awaitable[EvalContext | Mapping[str, Any]]"
@@ -56,6 +61,8 @@ KEYS: dict[str, str] = {
     "CACHE_PATH": "file keeping the last good document from URL",
     "START_WAIT": "seconds the first use in a process waits for the first snapshot",
     "CONTEXT": "dotted path of the context builder, called as builder(request, user)",
+    "ANONYMOUS_COOKIE": "cookie keeping an anonymous visitor's id for rollouts (None: no cookie, anonymous id '')",
+    "ANONYMOUS_COOKIE_AGE": "seconds the anonymous-id cookie lasts",
 }
 
 _SOURCES = ("URL", "FILE", "FLAGS", "DATABASE")
@@ -86,6 +93,8 @@ class FerroflagSettings:
     cache_path: str | None = None
     start_wait: float = 2.0
     context: str = DEFAULT_CONTEXT
+    anonymous_cookie: str | None = DEFAULT_ANONYMOUS_COOKIE
+    anonymous_cookie_age: float = DEFAULT_ANONYMOUS_COOKIE_AGE
 
 
 def _error(code: int, msg: str, hint: str | None = None) -> checks.CheckMessage:
@@ -182,7 +191,21 @@ def validate(raw: object) -> tuple[FerroflagSettings | None, list[checks.CheckMe
                 )
             )
 
-    for key, zero_ok in (("INTERVAL", False), ("TIMEOUT", False), ("START_WAIT", True)):
+    cookie = raw.get("ANONYMOUS_COOKIE", DEFAULT_ANONYMOUS_COOKIE)
+    if cookie is not None and not (isinstance(cookie, str) and _COOKIE_NAME.fullmatch(cookie)):
+        problems.append(
+            _error(
+                14,
+                f"{SETTING}['ANONYMOUS_COOKIE'] must be a cookie name or None, got {cookie!r}.",
+                "None turns the cookie off: every anonymous visitor then has the user id ''.",
+            )
+        )
+    for key, zero_ok in (
+        ("INTERVAL", False),
+        ("TIMEOUT", False),
+        ("START_WAIT", True),
+        ("ANONYMOUS_COOKIE_AGE", False),
+    ):
         value = raw.get(key)
         if value is None:
             continue
@@ -250,6 +273,8 @@ def validate(raw: object) -> tuple[FerroflagSettings | None, list[checks.CheckMe
         cache_path=_path_text(cache_path) if cache_path is not None else None,
         start_wait=float(raw.get("START_WAIT", 2.0)),
         context=str(context),
+        anonymous_cookie=cookie,
+        anonymous_cookie_age=float(raw.get("ANONYMOUS_COOKIE_AGE", DEFAULT_ANONYMOUS_COOKIE_AGE)),
     ), problems
 
 
