@@ -55,22 +55,20 @@ from __future__ import annotations
 
 import functools
 import inspect
-import linecache
 import logging
 import sys
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
-from types import FrameType
 from typing import Annotated, Any, TypeVar, cast
 
 from fastapi import Depends, FastAPI, HTTPException, Request
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import HTTPConnection
-from starlette.routing import Router
 
 from ferroflag import EvalContext, EvalResult, FlagEvaluator
 from ferroflag._binding import bound_evaluator, resolve
-from ferroflag._request_flags import RequestFlagsBase
+from ferroflag._request_flags import RequestFlagsBase, client_flag_keys
+from ferroflag._route_check import registered_as_route
 from ferroflag.sources import FlagSource
 
 __all__ = [
@@ -116,8 +114,6 @@ _DETAIL = "Feature not available"
 # The parameter feature_gate() adds to an endpoint's signature; FastAPI fills it, the wrapper removes it.
 _FLAGS_PARAM = "_ferroflag_flags"
 _POSITIONAL = (inspect.Parameter.POSITIONAL_ONLY, inspect.Parameter.POSITIONAL_OR_KEYWORD)
-# The flag metadata entry that puts a flag in `client_flags()` (docs/spec.md §1: flag `metadata`).
-_CLIENT_METADATA_KEY = "client"
 
 _F = TypeVar("_F", bound=Callable[..., Any])
 
@@ -486,24 +482,6 @@ FlagsDep = Annotated[Flags, Depends(get_flags)]
 
 # --- what a browser may see ---------------------------------------------------------------------------
 
-# id(evaluator) -> (the evaluator, its version, the keys of its client flags). The entry holds the
-# evaluator alive, so its id cannot be reused meanwhile; small, as few evaluators serve at once.
-_client_keys_cache: dict[int, tuple[FlagEvaluator, int, tuple[str, ...]]] = {}
-_CLIENT_CACHE_SIZE = 8
-
-
-def _client_keys(evaluator: FlagEvaluator) -> tuple[str, ...]:
-    version = evaluator.version
-    entry = _client_keys_cache.get(id(evaluator))
-    if entry is not None and entry[0] is evaluator and entry[1] == version:
-        return entry[2]
-    # Read after the version: if an update lands in between, the next request reads again.
-    keys = tuple(config.key for config in evaluator.configs() if config.metadata.get(_CLIENT_METADATA_KEY) is True)
-    if len(_client_keys_cache) >= _CLIENT_CACHE_SIZE:
-        _client_keys_cache.clear()
-    _client_keys_cache[id(evaluator)] = (evaluator, version, keys)
-    return keys
-
 
 def client_flags(flags: Flags) -> ClientFlags:
     """The flags this request's browser may see, for a bootstrap payload (`window.FLAGS = ...`).
@@ -519,7 +497,7 @@ def client_flags(flags: Flags) -> ClientFlags:
     if not isinstance(flags, Flags):
         raise TypeError(f"client_flags() takes the request's Flags, got {type(flags).__name__}")
     payload: ClientFlags = {}
-    for key in _client_keys(flags.evaluator):
+    for key in client_flag_keys(flags.evaluator):
         result = flags.evaluate(key)
         if result.reason != "not_found":  # removed by an update since the keys were read
             payload[key] = {"enabled": result.enabled, "variant": result.variant, "value": result.value}
@@ -609,40 +587,6 @@ def require_flag(
     return FlagRequirement(key, status_code, detail, headers, default=default)
 
 
-def _decorating_its_definition(endpoint: object, frame: FrameType) -> bool:
-    """Whether `frame` is applying a decorator stack written on `endpoint`'s own definition (its line is
-    one of the decorator lines), not calling `feature_gate(...)(endpoint)` on a function defined elsewhere."""
-    code = getattr(endpoint, "__code__", None)
-    if code is None or frame.f_code.co_filename != code.co_filename:
-        return False
-    first, line = code.co_firstlineno, frame.f_lineno  # co_firstlineno: the first decorator's line
-    if line < first:
-        return False
-    for number in range(first, line + 1):
-        text = linecache.getline(code.co_filename, number).lstrip()
-        if not text:
-            return False  # no source to read: not sure, so no
-        if text.startswith(("def ", "async def ")):
-            return number == line  # the decorators end at the def line
-    return True
-
-
-def _registered_as_route(endpoint: object, frame: FrameType) -> bool:
-    """Whether `@feature_gate` is written above a route decorator: the decorator stack of `endpoint`'s
-    definition is being applied and `endpoint` is already the endpoint of a route of a router or app
-    that the decorating code can see (its locals and globals)."""
-    if not _decorating_its_definition(endpoint, frame):
-        return False
-    for namespace in (frame.f_locals, frame.f_globals):
-        for value in list(namespace.values()):
-            router = value if isinstance(value, Router) else getattr(value, "router", None)
-            if isinstance(router, Router) and any(
-                getattr(route, "endpoint", None) is endpoint for route in router.routes
-            ):
-                return True
-    return False
-
-
 def feature_gate(
     key: str,
     *,
@@ -677,7 +621,7 @@ def feature_gate(
     _check_default(default)
 
     def decorate(endpoint: _F) -> _F:
-        if _registered_as_route(endpoint, sys._getframe(1)):
+        if registered_as_route(endpoint, sys._getframe(1)):
             name = getattr(endpoint, "__qualname__", repr(endpoint))
             short = getattr(endpoint, "__name__", "endpoint")
             raise TypeError(
