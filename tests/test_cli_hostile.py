@@ -429,9 +429,14 @@ def test_json_output_stays_valid_json_under_a_narrow_encoding(files, env, comman
     assert NON_ASCII_KEY in text or command == "diff"
 
 
-def test_help_under_an_ascii_encoding():
-    for argv in (["--help"], ["eval", "--help"], ["serve", "--help"]):
-        clean(run(*argv, env=_env(PYTHONIOENCODING="ascii:strict")), EXIT_OK, "usage: ferroflag", bound=None)
+@pytest.mark.parametrize(
+    "env",
+    [{"PYTHONIOENCODING": "ascii:strict"}, {"COLUMNS": "-100"}, {"COLUMNS": "1"}, {"COLUMNS": "99999999"}],
+    ids=lambda e: "-".join(f"{k}={v}" for k, v in e.items()),
+)
+def test_help_and_usage_errors_under_odd_environments(env):
+    for argv, code in ((["--help"], EXIT_OK), (["eval", "--help"], EXIT_OK), (["eval"], EXIT_USAGE)):
+        clean(run(*argv, env=_env(**env)), code, "usage: ferroflag", bound=None)
 
 
 # -- stdout and stderr that go away
