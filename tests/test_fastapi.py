@@ -1198,6 +1198,12 @@ def test_trap_test_overrides_win_over_the_lifespans_file_watcher(tmp_path: Path)
     async def other(flags: FlagsDep) -> bool:
         return flags.is_enabled("other")
 
+    openfeature = pytest.importorskip("ferroflag.openfeature")
+    provider = openfeature.FerroflagProvider(evaluator)  # what the app registered with the OpenFeature API
+
+    def provider_says_beta_for_bob() -> bool:
+        return provider.current_evaluator.is_enabled("beta", EvalContext("bob"))
+
     for flow in ("bound", "layered"):
         td = TestData() if flow == "bound" else TestData(evaluator)
         try:
@@ -1206,12 +1212,14 @@ def test_trap_test_overrides_win_over_the_lifespans_file_watcher(tmp_path: Path)
             with TestClient(app) as client:
                 td.flag("beta").only_for(user_ids=["bob"])
                 assert client.get("/beta", headers=BOB).status_code == 200
+                assert provider_says_beta_for_bob()
                 # The file changes while the test runs: the watcher writes the app's evaluator.
                 write_flags(path, [{"key": "beta", "enabled": False}, {"key": "other", "enabled": True}])
                 assert wait_for(lambda: evaluator.is_enabled("other", EvalContext("x")))
                 for _ in range(5):  # and keeps polling
                     assert client.get("/beta", headers=BOB).status_code == 200
                     assert client.get("/beta", headers=ALICE).status_code == 404
+                    assert provider_says_beta_for_bob()
                     time.sleep(0.06)
                 if flow == "layered":  # the source's other flags come through the test's view
                     assert client.get("/other").json() is True
@@ -1221,4 +1229,5 @@ def test_trap_test_overrides_win_over_the_lifespans_file_watcher(tmp_path: Path)
             td.restore()
         # The test is over: the app answers from what its source loaded.
         assert TestClient(app).get("/beta", headers=BOB).status_code == 404
+        assert not provider_says_beta_for_bob()
         assert not watcher.status().running

@@ -677,3 +677,14 @@ def test_a_layer_without_a_sync_source_writes_the_evaluator_itself(app_evaluator
         td.flag("existing").off()
         assert bound_evaluator(app_evaluator) is None  # nothing else wrote it: it holds the test's flags
         assert not app_evaluator.is_enabled("existing", ctx())
+
+
+def test_builder_build_and_key_give_the_definition_as_published():
+    td = TestData()
+    builder = td.flag("f").only_for(user_ids=["u1"], variant="v").values({"v": 3})
+    assert builder.key == "f"
+    built = builder.build()
+    assert isinstance(built, FlagConfig)
+    assert built.to_dict() == td.config("f").to_dict() == td.evaluator.get_config("f").to_dict()
+    assert built.percentage == 0
+    assert [rule.variant for rule in built.rules] == ["v"]
