@@ -220,7 +220,8 @@ def _takes_request_only(function: Callable[..., Any]) -> bool | None:
     """True: `function(request)`; False: `function()`; None: it takes more (FastAPI dependencies)."""
     try:
         params = list(inspect.signature(function, eval_str=True).parameters.values())
-    except NameError:  # an annotation imported under TYPE_CHECKING: judge it by its text
+    except (NameError, AttributeError, TypeError, SyntaxError):
+        # An annotation that does not evaluate here (imported under TYPE_CHECKING, say): judge it by its text.
         params = list(inspect.signature(function).parameters.values())
     if len(params) > 1 or any(
         param.kind not in _POSITIONAL
