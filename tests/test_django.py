@@ -912,6 +912,104 @@ def test_override_flag_on_a_test_case_class():
     assert not _on("off-flag")
 
 
+# --- test isolation over every source ----------------------------------------------------------
+
+
+def _site_answers(client=None):
+    """What a visitor sees: on-flag and off-flag through request.flags, and file-flag."""
+    client = client or Client()
+    body = client.get("/context/").json()
+    return body["on"], body["off"], _on("file-flag")
+
+
+FILE_FLAGS = [
+    {"key": "on-flag", "enabled": True},
+    {"key": "off-flag", "enabled": False},
+    {"key": "file-flag", "enabled": True},
+]
+
+
+@pytest.mark.parametrize("loaded_first", [False, True], ids=["before-first-load", "after-first-load"])
+def test_override_flag_wins_over_a_file_source_and_restores_exactly(tmp_path, loaded_first):
+    flag_file = tmp_path / "flags.json"
+    write_flags(flag_file, FILE_FLAGS)
+    with override_settings(FERROFLAG={"FILE": flag_file, "INTERVAL": 0.05}):
+        if loaded_first:
+            assert _site_answers() == (True, False, True)  # the first request loads the file
+        with override_flag("off-flag"), override_flag("on-flag", active=False):
+            # Before the first load, the first request starts the watcher here: its flags come in
+            # under the overrides, and the flags the test did not set are the file's.
+            assert _site_answers() == (False, True, True)
+            write_flags(flag_file, [*FILE_FLAGS[:2], {"key": "file-flag", "enabled": False}])
+            assert wait_for(lambda: not _on("file-flag"))  # the source's change shows...
+            assert _site_answers() == (False, True, False)  # ...under the overrides, which still win
+        assert _site_answers() == (True, False, False)  # exactly the source's flags again
+        assert (
+            ff_django.get_evaluator().document()
+            == FlagEvaluator([*FILE_FLAGS[:2], {"key": "file-flag", "enabled": False}]).document()
+        )
+
+
+def test_override_flag_before_the_first_load_of_a_flag_service(flag_service):
+    with (
+        override_settings(FERROFLAG={"URL": flag_service.url, "INTERVAL": 0.05}),
+        override_flag("served-flag", active=False),
+    ):
+        assert not ff_django.get_evaluator().is_enabled("served-flag", ANON)
+        Client().get("/plain/")  # the first request starts the sync client and waits for its first load
+        assert ff_django.sync_status().ready
+        assert "served-flag" in ff_django._site_evaluator(start=False)
+        assert not ff_django.get_evaluator().is_enabled("served-flag", ANON)  # the override still wins
+    with override_settings(FERROFLAG={"URL": flag_service.url, "INTERVAL": 0.05}):
+        assert ff_django.get_evaluator().is_enabled("served-flag", ANON)
+
+
+class TestFixtureLayersOverTheSite:
+    """The `ferroflag` fixture over `site_evaluator()`, as the plugin does under pytest-django."""
+
+    @pytest.fixture(params=["flags", "file"])
+    def site(self, request, tmp_path):
+        if request.param == "flags":
+            yield None
+            return
+        flag_file = tmp_path / "flags.json"
+        write_flags(flag_file, FILE_FLAGS)
+        with override_settings(FERROFLAG={"FILE": flag_file, "INTERVAL": 0.05}):
+            yield flag_file
+
+    @pytest.fixture
+    def ferroflag_evaluator(self, site):
+        from ferroflag.django.testutils import site_evaluator
+
+        return site_evaluator()
+
+    def test_the_flags_not_set_are_the_sites(self, site, ferroflag):
+        ferroflag.set({"off-flag": True})
+        assert _site_answers()[:2] == (True, True)  # on-flag from FERROFLAG["FLAGS"] or the file
+        assert ff_django.get_evaluator().is_enabled("file-flag", ANON) is (site is not None)
+        if site is not None:
+            write_flags(site, [{"key": "on-flag", "enabled": False}])
+            assert wait_for(lambda: not ff_django.get_evaluator().is_enabled("on-flag", ANON))
+            assert _site_answers()[:2] == (False, True)  # the source's change, the test's flag still on
+
+    @pytest.mark.flags({"on-flag": False})
+    def test_markers_too(self, site, ferroflag):
+        assert _site_answers()[:2] == (False, False)
+
+
+def test_the_fixture_restores_the_site_exactly():
+    from ferroflag.django.testutils import site_evaluator
+    from ferroflag.testing import TestData
+
+    site = site_evaluator()
+    before = site.document()
+    with TestData(site) as data, data.activate():
+        data.set({"on-flag": False, "new": True})
+        assert ff_django.get_evaluator().is_enabled("new", ANON)
+    assert site.document() == before
+    assert ff_django.get_evaluator() is site
+
+
 def test_override_flag_is_thread_safe():
     errors = []
     barrier = threading.Barrier(8)
@@ -1260,3 +1358,35 @@ def test_example_site_tests_pass():
     assert result.returncode == 0, result.stdout + result.stderr
     assert "Ran 7 tests" in result.stderr
     assert "OK" in result.stderr
+
+
+@pytest.mark.parametrize("seed", [1, 2, 3])
+def test_example_site_tests_pass_in_any_order(seed):
+    result = _manage("test", "django_site", "--shuffle", str(seed))
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "Ran 7 tests" in result.stderr
+
+
+def _pytest_example(*args: str) -> subprocess.CompletedProcess:
+    site = ROOT / "examples" / "django_site"
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("DJANGO_", "FERROFLAG_", "PYTEST_"))}
+    return subprocess.run(
+        [sys.executable, "-m", "pytest", "-q", "-p", "django", *args],
+        cwd=site,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env=env,
+        check=False,
+    )
+
+
+def test_example_site_tests_pass_under_pytest_django_forwards_and_backwards():
+    pytest.importorskip("pytest_django")
+    collected = _pytest_example("--collect-only")
+    ids = [line for line in collected.stdout.splitlines() if "::" in line]
+    assert len(ids) == 13, collected.stdout + collected.stderr
+    for order in (ids, ids[::-1]):
+        result = _pytest_example(*order)
+        assert result.returncode == 0, result.stdout + result.stderr
+        assert "13 passed" in result.stdout

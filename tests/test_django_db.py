@@ -706,3 +706,25 @@ def test_command_explain_for_a_user(admin_user):
         _command("explain", "beta", "--user", "nobody")
     with pytest.raises(CommandError, match="no flag 'nope'"):
         _command("explain", "nope", "--user-id", "u1")
+
+
+# --- test isolation -----------------------------------------------------------------------------
+
+
+def test_override_flag_wins_over_the_database_source_and_restores_exactly(alias):
+    from ferroflag.django.testutils import override_flag
+
+    store.save_flag({"key": "db-flag", "enabled": True}, using=alias)
+    store.save_flag({"key": "other", "enabled": False}, using=alias)
+    site = {"FERROFLAG": {"DATABASE": alias, "INTERVAL": 60.0}, "ROOT_URLCONF": __name__}
+    with override_settings(**site):
+        with override_flag("db-flag", active=False):
+            assert Client().get("/flag/db-flag/").content == b"off"  # the first request loads the database
+            assert Client().get("/flag/other/").content == b"off"
+            store.set_flag_fields("other", enabled=True, using=alias)  # a change meanwhile, applied at once
+            assert Client().get("/flag/other/").content == b"on"
+            store.set_flag_fields("db-flag", percentage=100, using=alias)
+            assert Client().get("/flag/db-flag/").content == b"off"  # the override still wins
+        # The same process, the same source: exactly the database's flags again.
+        assert Client().get("/flag/db-flag/").content == b"on"
+        assert ff_django.get_evaluator().document() == store.validate_document(store.export_document(alias)).document()

@@ -26,6 +26,7 @@ from asgiref.sync import iscoroutinefunction, sync_to_async
 from django.core.exceptions import ImproperlyConfigured
 
 from ferroflag import FlagEvaluator, FlagFileWatcher, FlagSyncClient, testing
+from ferroflag._binding import resolve
 from ferroflag.django import conf
 from ferroflag.sources import FlagSource, SourceStatus
 
@@ -106,9 +107,10 @@ def _setup(start: bool) -> _Loaded:
             loaded = _rt.loaded = _build(conf.load())
         if start and not _rt.started:
             if loaded.source is not None:
-                # Block only while there is nothing to serve: a child forked after the first load
-                # (or a restart after stop()) already has flags.
-                loaded.source.start(wait=loaded.config.start_wait if loaded.evaluator.version == 0 else 0.0)
+                # Block only while the source has served nothing yet: a child forked after the first
+                # load (or a restart after stop()) already has flags. Asked of the source, not read off
+                # the evaluator's version: a test's override_flag may have published before the first load.
+                loaded.source.start(wait=0.0 if loaded.source.status().ready else loaded.config.start_wait)
             _rt.started = True
         return loaded
 
@@ -152,30 +154,37 @@ def get_evaluator(*, start: bool = True) -> FlagEvaluator:
             `START_WAIT` seconds for the first snapshot). `False` only builds the evaluator.
 
     Returns:
-        The evaluator; under the pytest plugin's `ferroflag` fixture, that test's evaluator.
+        The evaluator; under the pytest plugin's `ferroflag` fixture, that test's evaluator. While a test
+        overrides flags (`override_flag`, the fixture) and the source has written new flags meanwhile, the
+        test's view: the source's flags with the test's overrides on top (`ferroflag.testing.TestData`).
 
     Raises:
         ImproperlyConfigured: `FERROFLAG` is missing or wrong (see `manage.py check`).
     """
     data = testing.current()
     if data is not None:
-        return data.evaluator
+        return resolve(data.evaluator)
     loaded = _rt.loaded
     if loaded is not None and (_rt.started or not start):
-        return loaded.evaluator
-    return _setup(start).evaluator
+        return resolve(loaded.evaluator)
+    return resolve(_setup(start).evaluator)
 
 
 async def aget_evaluator() -> FlagEvaluator:
     """`get_evaluator()` for async code: the first call's wait happens off the event loop."""
     data = testing.current()
     if data is not None:
-        return data.evaluator
+        return resolve(data.evaluator)
     loaded = _rt.loaded
     if loaded is not None and _rt.started:
-        return loaded.evaluator
+        return resolve(loaded.evaluator)
     started: _Loaded = await sync_to_async(_setup, thread_sensitive=False)(True)
-    return started.evaluator
+    return resolve(started.evaluator)
+
+
+def _site_evaluator(*, start: bool) -> FlagEvaluator:
+    """The evaluator the sources write (never a test's view of it): what test overrides layer over."""
+    return _setup(start).evaluator
 
 
 def start() -> FlagEvaluator:
