@@ -8,6 +8,7 @@ import json
 import logging
 import os
 import sys
+import textwrap
 import threading
 import time
 from collections import Counter
@@ -46,6 +47,7 @@ from ferroflag.sources import FlagSource  # noqa: E402
 from ferroflag.testing import TestData, bind  # noqa: E402
 
 TestClient = testclient.TestClient
+pytest_plugins = ["pytester"]
 
 REPO = Path(__file__).resolve().parent.parent
 ALICE = {"x-user-id": "alice"}
@@ -1071,6 +1073,28 @@ def test_the_readme_quick_start_runs(ferroflag: TestData) -> None:
     assert client.get("/checkout").json() == {"theme": "slate"}
     ferroflag.set({"new-checkout": False})
     assert client.get("/checkout").status_code == 404
+
+
+def readme_python_block(after: str) -> str:
+    """The first ```python block of README.md after the line `after` (dedented: it may sit in a list)."""
+    text = (REPO / "README.md").read_text().split(after, 1)[1]
+    return textwrap.dedent(text.split("```python\n", 1)[1].split("```", 1)[0])
+
+
+def test_the_readme_app_and_its_tests_pass_under_a_running_lifespan(
+    pytester: pytest.Pytester, flag_service: tuple[FlagService, Path]
+) -> None:
+    """Done when: an app written from the README alone, tested as the README shows, with its lifespan
+    syncing from a real flag service, gets the tests' overrides and not the service's flags."""
+    service, path = flag_service
+    write_flags(path, [{"key": "new-checkout", "enabled": True}, {"key": "dark-mode", "enabled": True}])
+    app_code = readme_python_block("## FastAPI\n").replace("http://flags.internal:8080", service.url)
+    assert service.url in app_code
+    tests = readme_python_block("**Pointing your app at the test flags.**")
+    assert "from myapp import app" in tests
+    pytester.makepyfile(myapp=app_code, test_readme_fastapi=tests)
+    result = pytester.runpytest("-p", "ferroflag.pytest_plugin", "-p", "no:cacheprovider", "-p", "no:randomly")
+    result.assert_outcomes(passed=2)
 
 
 # --- values ------------------------------------------------------------------------------------------
