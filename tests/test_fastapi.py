@@ -535,6 +535,14 @@ def test_trap_module_level_dependencies_never_use_another_context_than_the_apps(
             client.get(path, headers={**token_a, "x-user-id": "1"})
     with pytest.raises(RuntimeError, match="not this app's context"):
         client.get("/other-gate", headers={**token_a, "x-user-id": "1"})
+    # With the lifespan (uvicorn, `with TestClient(app)`), the same is found at startup, route by route.
+    with pytest.raises(RuntimeError, match="these routes cannot evaluate flags") as startup, TestClient(app):
+        pass
+    listed = str(startup.value)
+    assert "GET /module-gate" in listed
+    assert "GET /module-flags" in listed
+    assert "GET /other-gate" in listed
+    assert "/user-gate" not in listed
 
     # With a context that is a function of the request, the module-level names and FlagDependencies()
     # (no context of its own) use that one context.
@@ -565,6 +573,8 @@ def test_trap_no_context_is_no_header_context() -> None:
 
     with pytest.raises(RuntimeError, match="no flag context"):
         TestClient(app).get("/enterprise", headers={"x-plan": "enterprise"})
+    with pytest.raises(RuntimeError, match=r"GET /enterprise: .*no flag context"), TestClient(app):
+        pass
     # The header context is there, as an explicit choice (behind a proxy that sets the headers).
     trusting = gated_app(FlagEvaluator([only_for("beta", "plan", ["enterprise"])]), context=header_context)
     assert TestClient(trusting).get("/beta", headers={"x-plan": "enterprise"}).status_code == 200

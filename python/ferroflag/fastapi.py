@@ -29,8 +29,8 @@ What it does:
   module-level `require_flag`, `get_flags` (`FlagsDep`), `feature_gate`, `get_context` (`ContextDep`),
   `client_flags` work as they are; with a `FlagDependencies`, use its methods (FastAPI solves
   dependencies from the signatures it sees when a route is declared, so the module-level ones cannot
-  reach yours). A dependency built for another context than the app's raises at the first request
-  instead of gating on the wrong user.
+  reach yours). A dependency built for another context than the app's raises instead of gating on the
+  wrong user: the app's startup lists the routes that have one, and their first request raises.
 - `setup()` keeps everything on `app.state` (no module globals), so two apps in one process can use two
   evaluators. With `sync` (any `ferroflag.sources.FlagSource`: `FlagSyncClient`, `FlagFileWatcher`) the
   app's lifespan starts it (`start_async`, in each worker, after any fork) and stops it at shutdown,
@@ -57,7 +57,7 @@ import functools
 import inspect
 import logging
 import sys
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from typing import Annotated, Any, TypeVar, cast
 
@@ -328,7 +328,54 @@ def setup(
     setattr(app.state, STATE_ATTRIBUTE, state)
     if sync is not None:
         app.router.lifespan_context = cast("Any", sync_lifespan(sync, app.router.lifespan_context, wait=sync_wait))
+    # Outermost: the routes are checked at startup, before the sync starts.
+    app.router.lifespan_context = cast("Any", _checked_lifespan(app.router.lifespan_context))
     return state
+
+
+def _dependency_calls(dependant: Any) -> Iterator[Any]:
+    """Every dependency function of a FastAPI route's dependency tree (`Dependant.call`, recursively)."""
+    stack = list(getattr(dependant, "dependencies", ()))
+    while stack:
+        sub = stack.pop()
+        yield sub.call
+        stack.extend(getattr(sub, "dependencies", ()))
+
+
+def _route_problems(app: Any, state: FerroflagFastAPI) -> list[str]:
+    """The routes of `app` whose flag dependencies cannot evaluate for the app's context: what would
+    raise at their first request, found at startup instead."""
+    problems: list[str] = []
+    overridden = getattr(app, "dependency_overrides", {})
+    for route in app.router.routes:
+        dependant = getattr(route, "dependant", None)
+        if dependant is None:
+            continue
+        where = f"{' '.join(sorted(getattr(route, 'methods', None) or ()))} {getattr(route, 'path', route)!s}"
+        for call in _dependency_calls(dependant):
+            if call is get_context and state._context is None and get_context not in overridden:
+                problems.append(f"{where}: a module-level ferroflag.fastapi dependency: {_unsolvable(state, 'it')}")
+                break
+            owner = getattr(call, "_ferroflag_owner", None)
+            if isinstance(owner, FlagDependencies) and not _serves(state, owner):
+                problems.append(f"{where}: {owner!r} is not the app's context ({state.context!r})")
+                break
+    return problems
+
+
+def _checked_lifespan(lifespan: Lifespan) -> Lifespan:
+    @asynccontextmanager
+    async def ferroflag_route_check(app: Any) -> AsyncIterator[Mapping[str, Any] | None]:
+        state = _state(app)
+        problems = [] if state is None else _route_problems(app, state)
+        if problems:
+            raise RuntimeError(
+                "ferroflag: these routes cannot evaluate flags for this app:\n  " + "\n  ".join(problems)
+            )
+        async with lifespan(app) as inner_state:
+            yield inner_state
+
+    return ferroflag_route_check
 
 
 # --- lifespan ----------------------------------------------------------------------------------------
@@ -688,6 +735,13 @@ def feature_gate(
 # --- a context from other dependencies -----------------------------------------------------------------
 
 
+def _serves(state: FerroflagFastAPI, owner: FlagDependencies) -> bool:
+    """Whether the dependencies of `owner` evaluate for the app's context: it is the app's context, or
+    built on the same function, or the app has none (then it is the only context the app uses; the
+    module-level dependencies raise there)."""
+    return state.context is None or state.context is owner or state._context_function is owner.context
+
+
 class FlagDependencies:
     """The flag dependencies of an app whose context is built by a dependency of your own (which may use
     `Depends`: the authenticated user), and that context for `setup()`.
@@ -735,12 +789,7 @@ class FlagDependencies:
 
         async def get_flags_for(request: Request, context: EvalContext) -> Flags:
             state = _set_up(request.app)
-            # None: this is the only context the app uses (the module-level dependencies raise there).
-            if (
-                state.context is not None
-                and state.context is not owner
-                and state._context_function is not owner.context
-            ):
+            if not _serves(state, owner):
                 raise RuntimeError(
                     f"{owner!r} is not this app's context: setup(context=...) was given {state.context!r}. "
                     "One app, one context: pass this FlagDependencies to setup(), or use the dependencies "
@@ -753,6 +802,7 @@ class FlagDependencies:
         context_param = inspect.Parameter("context", _POSITIONAL[1], default=Depends(context), annotation=EvalContext)
         cast("Any", get_flags_for).__signature__ = inspect.Signature([request_param, context_param])
         get_flags_for.__qualname__ = f"FlagDependencies.get_flags[{name!s}]"
+        cast("Any", get_flags_for)._ferroflag_owner = owner  # for the startup check of the app's routes
         self.get_flags = get_flags_for
 
         async def get_client_flags_for(flags: Flags) -> ClientFlags:
