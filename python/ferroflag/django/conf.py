@@ -15,7 +15,7 @@ from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal, TypeAlias
-from urllib.parse import urlsplit
+from urllib.parse import urlsplit, urlunsplit
 
 from django.conf import settings
 from django.core import checks
@@ -63,6 +63,7 @@ KEYS: dict[str, str] = {
     "CONTEXT": "dotted path of the context builder, called as builder(request, user)",
     "ANONYMOUS_COOKIE": "cookie keeping an anonymous visitor's id for rollouts (None: no cookie, anonymous id '')",
     "ANONYMOUS_COOKIE_AGE": "seconds the anonymous-id cookie lasts",
+    "LOG_MISSING": "log a warning (logger ferroflag.django) the first time a flag no source defines is asked",
 }
 
 _SOURCES = ("URL", "FILE", "FLAGS", "DATABASE")
@@ -95,6 +96,7 @@ class FerroflagSettings:
     context: str = DEFAULT_CONTEXT
     anonymous_cookie: str | None = DEFAULT_ANONYMOUS_COOKIE
     anonymous_cookie_age: float = DEFAULT_ANONYMOUS_COOKIE_AGE
+    log_missing: bool = False
 
 
 def _error(code: int, msg: str, hint: str | None = None) -> checks.CheckMessage:
@@ -162,8 +164,23 @@ def validate(raw: object) -> tuple[FerroflagSettings | None, list[checks.CheckMe
     if url is not None:
         parts = urlsplit(url) if isinstance(url, str) else None
         if parts is None or parts.scheme not in ("http", "https") or not parts.hostname:
-            shown = repr(url) if isinstance(url, str) else type(url).__name__
+            shown = repr(safe_url(url)) if isinstance(url, str) else type(url).__name__
             problems.append(_error(4, f"{SETTING}['URL'] must be an http(s) URL with a host, got {shown}."))
+        else:
+            flag_path = raw.get("PATH", "/api/flags")
+            if (
+                isinstance(flag_path, str)
+                and flag_path.strip("/")
+                and parts.path.rstrip("/").endswith("/" + flag_path.strip("/"))
+            ):
+                problems.append(
+                    _warning(
+                        4,
+                        f"{SETTING}['URL'] already ends in the flag path {flag_path!r}: the client would ask "
+                        f"{safe_url(url).rstrip('/')}{flag_path}.",
+                        f"Give the service's base URL, or set PATH: '' to poll {safe_url(url)!r} as it is.",
+                    )
+                )
 
     file = raw.get("FILE")
     if file is not None:
@@ -200,6 +217,9 @@ def validate(raw: object) -> tuple[FerroflagSettings | None, list[checks.CheckMe
                 "None turns the cookie off: every anonymous visitor then has the user id ''.",
             )
         )
+    log_missing = raw.get("LOG_MISSING")
+    if log_missing is not None and not isinstance(log_missing, bool):
+        problems.append(_error(6, f"{SETTING}['LOG_MISSING'] must be True or False, got {log_missing!r}."))
     for key, zero_ok in (
         ("INTERVAL", False),
         ("TIMEOUT", False),
@@ -236,7 +256,14 @@ def validate(raw: object) -> tuple[FerroflagSettings | None, list[checks.CheckMe
         unused = [key for key in _URL_ONLY if raw.get(key) is not None and source != "URL"]
         unused += [key for key in _SYNCED_ONLY if raw.get(key) is not None and source == "FLAGS"]
         for key in unused:
-            problems.append(_error(9, f"{SETTING}[{key!r}] does not apply to the {source} source.", KEYS[key]))
+            applies = "URL" if key in _URL_ONLY else "URL, FILE and DATABASE"
+            problems.append(
+                _error(
+                    9,
+                    f"{SETTING}[{key!r}] does not apply to the {source} source.",
+                    f"Remove {key}: it is for {applies} only ({KEYS[key]}).",
+                )
+            )
 
     context = raw.get("CONTEXT", DEFAULT_CONTEXT)
     if not isinstance(context, str):
@@ -275,7 +302,39 @@ def validate(raw: object) -> tuple[FerroflagSettings | None, list[checks.CheckMe
         context=str(context),
         anonymous_cookie=cookie,
         anonymous_cookie_age=float(raw.get("ANONYMOUS_COOKIE_AGE", DEFAULT_ANONYMOUS_COOKIE_AGE)),
+        log_missing=raw.get("LOG_MISSING") is True,
     ), problems
+
+
+def safe_url(url: str) -> str:
+    """`url` as it may be shown in a message: without a password, a query or a fragment (which may hold a
+    token); `user:***@` and `?…` say that something was left out."""
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        return "<a URL that does not parse>"
+    netloc = parts.netloc
+    if "@" in netloc:
+        userinfo, host = netloc.rsplit("@", 1)
+        user, has_password, _ = userinfo.partition(":")
+        netloc = f"{user}:***@{host}" if has_password else f"{user}@{host}"
+    shown = urlunsplit((parts.scheme, netloc, parts.path, "", ""))
+    return shown + ("?…" if parts.query or parts.fragment else "")
+
+
+def check_file_document(raw: object) -> list[checks.CheckMessage]:
+    """E015: a `FILE` that exists but is not a document the engine accepts (the site would serve no flags).
+    Only for `manage.py check`: at run time the watcher keeps the last good flags while the file is being fixed."""
+    if not isinstance(raw, Mapping) or raw.get("FILE") is None:
+        return []
+    text = _path_text(raw["FILE"])
+    if text is None or not Path(text).is_file():
+        return []
+    try:
+        FlagEvaluator().load_file(text)
+    except (ConfigError, OSError, UnicodeDecodeError) as exc:
+        return [_error(15, f"{SETTING}['FILE'] is not a valid flag document: {exc}", "ferroflag validate FILE")]
+    return []
 
 
 def load() -> FerroflagSettings:

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import asyncio
 import inspect
+import logging
 import os
 import re
 import uuid
@@ -139,6 +140,8 @@ class RequestFlags(RequestFlagsBase):
         if evaluator is None:
             evaluator = self._evaluator = get_evaluator()
         result = self._cache[key] = evaluator.evaluate(key, context)
+        if result.reason == "not_found":
+            _missing(key)
         return result
 
     def __repr__(self) -> str:  # never builds the context
@@ -153,6 +156,20 @@ class FlagHttpRequest(HttpRequest):
     """A lazy stand-in (`SimpleLazyObject`) for `flags.context`: reads, `==` and `isinstance` work as on
     an `EvalContext`; pass `request.flags.context` where a real one is needed (`FlagEvaluator` methods)."""
     flags: RequestFlags
+
+
+_logger = logging.getLogger("ferroflag.django")
+_missing_logged: set[str] = set()
+_MISSING_LOG_LIMIT = 1000  # keys logged per process: a bound, should code build keys from input
+
+
+def _missing(key: str) -> None:
+    """With `LOG_MISSING`, logs the first time in this process that a flag no source defines is asked
+    (as django-waffle's missing-flag log): usually a typo, or a flag not yet created where it is served."""
+    if key in _missing_logged or len(_missing_logged) >= _MISSING_LOG_LIMIT or not _settings().log_missing:
+        return
+    _missing_logged.add(key)
+    _logger.warning("ferroflag: flag %r is not defined by the flag source; it answers its default", key)
 
 
 def user_context(request: HttpRequest, user: Any) -> EvalContext:
