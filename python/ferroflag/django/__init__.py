@@ -25,8 +25,10 @@ from typing import Any
 from asgiref.sync import iscoroutinefunction, sync_to_async
 from django.core.exceptions import ImproperlyConfigured
 
-from ferroflag import FlagEvaluator, FlagFileWatcher, FlagSyncClient, SyncStatus, testing
+from ferroflag import FlagEvaluator, FlagFileWatcher, FlagSyncClient, testing
+from ferroflag._binding import resolve
 from ferroflag.django import conf
+from ferroflag.sources import FlagSource, SourceStatus
 
 __all__ = [
     "aget_evaluator",
@@ -41,7 +43,7 @@ __all__ = [
 class _Loaded:
     config: conf.FerroflagSettings
     evaluator: FlagEvaluator
-    source: FlagSyncClient | FlagFileWatcher | None
+    source: FlagSource | None
     builder: conf.ContextBuilder
     builder_is_async: bool
 
@@ -72,7 +74,7 @@ def _build(config: conf.FerroflagSettings) -> _Loaded:
     evaluator = FlagEvaluator(config.flags if config.source == "flags" else None)
     # INTERVAL unset keeps each client's own default (10 s for a service, 1 s for a file).
     interval: dict[str, Any] = {"interval": config.interval} if config.interval is not None else {}
-    source: FlagSyncClient | FlagFileWatcher | None = None
+    source: FlagSource | None = None
     try:
         if config.source == "url":
             source = FlagSyncClient(
@@ -86,6 +88,11 @@ def _build(config: conf.FerroflagSettings) -> _Loaded:
             )
         elif config.source == "file":
             source = FlagFileWatcher(evaluator, config.file, **interval)
+        elif config.source == "database":
+            # Imported here: it imports the models, which need the app registry ready.
+            from ferroflag.django.database import DatabaseSource
+
+            source = DatabaseSource(evaluator, using=config.database, **interval)
     except (TypeError, ValueError) as exc:  # what the checks cannot see, e.g. a header value that is not valid HTTP
         raise ImproperlyConfigured(f"ferroflag: {conf.SETTING}: {exc}") from exc
     builder = conf.context_builder(config)
@@ -100,9 +107,10 @@ def _setup(start: bool) -> _Loaded:
             loaded = _rt.loaded = _build(conf.load())
         if start and not _rt.started:
             if loaded.source is not None:
-                # Block only while there is nothing to serve: a child forked after the first load
-                # (or a restart after stop()) already has flags.
-                loaded.source.start(wait=loaded.config.start_wait if loaded.evaluator.version == 0 else 0.0)
+                # Block only while the source has served nothing yet: a child forked after the first
+                # load (or a restart after stop()) already has flags. Asked of the source, not read off
+                # the evaluator's version: a test's override_flag may have published before the first load.
+                loaded.source.start(wait=0.0 if loaded.source.status().ready else loaded.config.start_wait)
             _rt.started = True
         return loaded
 
@@ -124,6 +132,12 @@ async def _aprepared() -> _Loaded:
     return prepared
 
 
+def _settings() -> conf.FerroflagSettings:
+    """The validated `FERROFLAG` of the loaded runtime (read from the settings when nothing is loaded)."""
+    loaded = _rt.loaded
+    return loaded.config if loaded is not None else conf.load()
+
+
 def _reset() -> None:
     """Drops the evaluator and stops its sync, so the next use rebuilds from the settings (tests)."""
     with _rt.lock:
@@ -140,30 +154,37 @@ def get_evaluator(*, start: bool = True) -> FlagEvaluator:
             `START_WAIT` seconds for the first snapshot). `False` only builds the evaluator.
 
     Returns:
-        The evaluator; under the pytest plugin's `ferroflag` fixture, that test's evaluator.
+        The evaluator; under the pytest plugin's `ferroflag` fixture, that test's evaluator. While a test
+        overrides flags (`override_flag`, the fixture) and the source has written new flags meanwhile, the
+        test's view: the source's flags with the test's overrides on top (`ferroflag.testing.TestData`).
 
     Raises:
         ImproperlyConfigured: `FERROFLAG` is missing or wrong (see `manage.py check`).
     """
     data = testing.current()
     if data is not None:
-        return data.evaluator
+        return resolve(data.evaluator)
     loaded = _rt.loaded
     if loaded is not None and (_rt.started or not start):
-        return loaded.evaluator
-    return _setup(start).evaluator
+        return resolve(loaded.evaluator)
+    return resolve(_setup(start).evaluator)
 
 
 async def aget_evaluator() -> FlagEvaluator:
     """`get_evaluator()` for async code: the first call's wait happens off the event loop."""
     data = testing.current()
     if data is not None:
-        return data.evaluator
+        return resolve(data.evaluator)
     loaded = _rt.loaded
     if loaded is not None and _rt.started:
-        return loaded.evaluator
+        return resolve(loaded.evaluator)
     started: _Loaded = await sync_to_async(_setup, thread_sensitive=False)(True)
-    return started.evaluator
+    return resolve(started.evaluator)
+
+
+def _site_evaluator(*, start: bool) -> FlagEvaluator:
+    """The evaluator the sources write (never a test's view of it): what test overrides layer over."""
+    return _setup(start).evaluator
 
 
 def start() -> FlagEvaluator:
@@ -185,8 +206,20 @@ def stop() -> None:
         loaded.source.stop()
 
 
-def sync_status() -> SyncStatus | None:
+def sync_status() -> SourceStatus | None:
     """The sync's state (for a health endpoint: `sync_status().to_dict()`), or None for `FLAGS` or
-    before the first use."""
+    before the first use. For `DATABASE` it is a `ferroflag.django.database.DatabaseStatus`."""
     loaded = _rt.loaded
     return loaded.source.status() if loaded is not None and loaded.source is not None else None
+
+
+def _database_changed(using: str) -> None:
+    """A change to the flags in database `using` was committed in this process: apply it now, not at the
+    next poll. Called by `ferroflag.django.store` after the commit."""
+    loaded = _rt.loaded
+    if loaded is None or loaded.config.source != "database" or loaded.config.database != using:
+        return
+    from ferroflag.django.database import DatabaseSource
+
+    if _rt.started and isinstance(loaded.source, DatabaseSource):
+        loaded.source.refresh()
