@@ -631,7 +631,6 @@ def test_help_documents_the_exit_codes_and_ferroflag_debug(capsys):
     assert "FERROFLAG_DEBUG=1" in out
 
 
-@pytest.mark.xfail(strict=True, reason="native core: a pattern that does not compile is quoted whole in its warning")
 def test_a_huge_pattern_that_does_not_compile_is_quoted_by_a_prefix(tmp_path):
     path = tmp_path / "pattern.json"
     condition = {"attribute": "email", "operator": "matches", "values": ["(" + "z" * 100_000]}
