@@ -1260,6 +1260,82 @@ def test_file_source(tmp_path):
     assert wait_for(lambda: thread_count("ferroflag-file") == before)
 
 
+@pytest.fixture
+def silent_service():
+    """A flag service that accepts connections and never answers: the first load stays in flight."""
+    import socket
+
+    with socket.socket() as server:
+        server.bind(("127.0.0.1", 0))
+        server.listen(16)
+        yield f"http://127.0.0.1:{server.getsockname()[1]}"
+
+
+def _timed(fn):
+    start = time.monotonic()
+    result = fn()
+    return result, time.monotonic() - start
+
+
+def test_a_view_that_asks_no_flag_never_waits_for_the_first_load(silent_service):
+    with override_settings(FERROFLAG={"URL": silent_service, "START_WAIT": 1.0, "TIMEOUT": 5}):
+        response, took = _timed(lambda: Client().get("/plain/"))
+        assert response.content == b"plain"
+        assert took < 0.5  # the sync started, and the view did not wait for it
+        assert ff_django._rt.started
+        body, took = _timed(lambda: Client().get("/context/").json())
+        assert 0.8 < took < 3.0  # the first flag use waits up to START_WAIT for the first load...
+        assert body["missing"] is True  # ...then answers with defaults, nothing loaded
+        _, took = _timed(lambda: Client().get("/context/"))
+        assert took < 0.5  # ...once per process
+
+
+def test_concurrent_first_flag_uses_wait_start_wait_once_in_all(silent_service):
+    with override_settings(FERROFLAG={"URL": silent_service, "START_WAIT": 1.0, "TIMEOUT": 5}):
+        Client().get("/plain/")  # starts the sync
+        time.sleep(0.4)  # the load is in flight: the others should wait only what is left of START_WAIT
+        barrier = threading.Barrier(4)
+        took: list[float] = []
+
+        def request():
+            barrier.wait(timeout=WAIT)
+            took.append(_timed(lambda: Client().get("/context/"))[1])
+
+        threads = [threading.Thread(target=request) for _ in range(4)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(timeout=WAIT)
+        assert len(took) == 4
+        assert max(took) < 1.0  # the process's one deadline, START_WAIT after the start, not START_WAIT each
+        assert min(took) > 0.3
+
+
+def test_async_first_flag_use_waits_off_the_loop(silent_service):
+    with override_settings(FERROFLAG={"URL": silent_service, "START_WAIT": 1.0, "TIMEOUT": 5}):
+
+        async def scenario():
+            ticks = 0
+
+            async def ticker():
+                nonlocal ticks
+                while True:
+                    await asyncio.sleep(0.05)
+                    ticks += 1
+
+            task = asyncio.ensure_future(ticker())
+            try:
+                response = await AsyncClient().get("/async/context/")
+            finally:
+                task.cancel()
+            return response.status_code, ticks
+
+        (status, ticks), took = _timed(lambda: asyncio.run(scenario()))
+        assert status == 200
+        assert took > 0.8  # it waited for the first load...
+        assert ticks >= 10  # ...and the event loop kept running meanwhile
+
+
 def test_ready_twice_and_many_first_uses_start_one_sync_thread(flag_service):
     before = thread_count("ferroflag-sync")
     with override_settings(FERROFLAG={"URL": flag_service.url, "INTERVAL": 0.2}):

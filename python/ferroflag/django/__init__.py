@@ -17,8 +17,10 @@ This package is the only part of ferroflag that imports Django.
 
 from __future__ import annotations
 
+import asyncio
 import os
 import threading
+import time
 from dataclasses import dataclass
 from typing import Any
 
@@ -55,6 +57,10 @@ class _Runtime:
         self.lock = threading.Lock()
         self.loaded: _Loaded | None = None
         self.started = False  # the source was started (a forked child inherits this: the native client restarts)
+        # Until when flag-using code waits for the source's first load: one deadline for the whole process,
+        # so requests that arrive while that load is in flight wait at most START_WAIT in all, not each.
+        # 0.0 once the first load is in (or the wait is over, or there is nothing to wait for).
+        self.deadline = 0.0
 
 
 _rt = _Runtime()
@@ -107,16 +113,45 @@ def _setup(start: bool) -> _Loaded:
             loaded = _rt.loaded = _build(conf.load())
         if start and not _rt.started:
             if loaded.source is not None:
-                # Block only while the source has served nothing yet: a child forked after the first
-                # load (or a restart after stop()) already has flags. Asked of the source, not read off
-                # the evaluator's version: a test's override_flag may have published before the first load.
-                loaded.source.start(wait=0.0 if loaded.source.status().ready else loaded.config.start_wait)
+                # Starting never blocks: only code that asks a flag waits for the first load (see
+                # `_await_first_load`), so a view that asks none is never held up. Nothing to wait for
+                # when the source has served already: a child forked after the first load, a restart
+                # after stop(). Asked of the source, not read off the evaluator's version: a test's
+                # override_flag may have published before the first load.
+                ready = loaded.source.status().ready
+                loaded.source.start(wait=0.0)
+                _rt.deadline = 0.0 if ready else time.monotonic() + loaded.config.start_wait
             _rt.started = True
         return loaded
 
 
+def _await_first_load(loaded: _Loaded) -> None:
+    """Waits, until the process's one deadline at most, for the source's first load (a no-op after it)."""
+    deadline = _rt.deadline
+    if not deadline or loaded.source is None:
+        return
+    remaining = deadline - time.monotonic()
+    if remaining <= 0 or loaded.source.wait_ready(remaining) or time.monotonic() >= deadline:
+        _rt.deadline = 0.0  # loaded, or waited long enough: nobody waits again in this process
+
+
+async def _aawait_first_load(loaded: _Loaded) -> None:
+    """`_await_first_load()` off the event loop."""
+    if _rt.deadline:
+        await sync_to_async(_await_first_load, thread_sensitive=False)(loaded)
+
+
+def _on_event_loop() -> bool:
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return False
+    return True
+
+
 def _prepared() -> _Loaded:
-    """What a request needs: the loaded state, with the sync started unless a test owns the flags."""
+    """What a request needs: the loaded state, with the sync started (not waited for) unless a test owns
+    the flags."""
     loaded = _rt.loaded
     if loaded is not None and _rt.started:
         return loaded
@@ -165,9 +200,12 @@ def get_evaluator(*, start: bool = True) -> FlagEvaluator:
     if data is not None:
         return resolve(data.evaluator)
     loaded = _rt.loaded
-    if loaded is not None and (_rt.started or not start):
-        return resolve(loaded.evaluator)
-    return resolve(_setup(start).evaluator)
+    if loaded is None or (start and not _rt.started):
+        loaded = _setup(start)
+    # Waiting for the first load is blocking: never on an event loop (async code waits in aload()).
+    if start and _rt.deadline and not _on_event_loop():
+        _await_first_load(loaded)
+    return resolve(loaded.evaluator)
 
 
 async def aget_evaluator() -> FlagEvaluator:
@@ -176,24 +214,31 @@ async def aget_evaluator() -> FlagEvaluator:
     if data is not None:
         return resolve(data.evaluator)
     loaded = _rt.loaded
-    if loaded is not None and _rt.started:
-        return resolve(loaded.evaluator)
-    started: _Loaded = await sync_to_async(_setup, thread_sensitive=False)(True)
-    return resolve(started.evaluator)
+    if loaded is None or not _rt.started:
+        loaded = await sync_to_async(_setup, thread_sensitive=False)(True)
+    await _aawait_first_load(loaded)
+    return resolve(loaded.evaluator)
 
 
 def _site_evaluator(*, start: bool) -> FlagEvaluator:
-    """The evaluator the sources write (never a test's view of it): what test overrides layer over."""
-    return _setup(start).evaluator
+    """The evaluator the sources write (never a test's view of it): what test overrides layer over. With
+    `start`, the source is started and its first load awaited (up to `START_WAIT`, once per process)."""
+    loaded = _setup(start)
+    if start:
+        _await_first_load(loaded)
+    return loaded.evaluator
 
 
 def start() -> FlagEvaluator:
-    """Starts the sync in this process now (idempotent), e.g. from gunicorn's `post_fork` hook.
+    """Starts the sync in this process now (idempotent), e.g. from gunicorn's `post_fork` hook, and waits
+    (up to `START_WAIT`, once per process) for the first load.
 
     Returns:
         The evaluator.
     """
-    return _setup(start=True).evaluator
+    loaded = _setup(start=True)
+    _await_first_load(loaded)
+    return loaded.evaluator
 
 
 def stop() -> None:

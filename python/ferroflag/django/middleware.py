@@ -37,7 +37,7 @@ from django.utils.functional import LazyObject, SimpleLazyObject, empty
 
 from ferroflag import EvalContext, EvalResult, FlagEvaluator
 from ferroflag._request_flags import RequestFlagsBase
-from ferroflag.django import _aprepared, _Loaded, _prepared, _settings, get_evaluator
+from ferroflag.django import _aawait_first_load, _aprepared, _Loaded, _prepared, _settings, get_evaluator
 
 __all__ = [
     "FlagHttpRequest",
@@ -117,6 +117,7 @@ class RequestFlags(RequestFlagsBase):
             request, loaded = self._request, self._loaded
             if request is None or loaded is None:  # unreachable, as in `_build()`
                 raise RuntimeError("RequestFlags has neither a context nor a request to build one from")
+            await _aawait_first_load(loaded)  # the first flag use in the process waits off the loop
             context = await _abuild_context(loaded, request)
             if self._context is None:  # another task of the same request may have been first
                 self._context, self._request = context, None
