@@ -56,7 +56,10 @@ def flag_view(request, key):
 
 
 urlpatterns = [path("admin/", admin.site.urls), path("flag/<str:key>/", flag_view)]
-ADMIN_SITE = {"ROOT_URLCONF": __name__, "FERROFLAG": {"DATABASE": "default"}}
+# A poll thread reading the shared in-memory SQLite while a test writes it can make either side fail at
+# once with "database table is locked" (shared-cache SQLite has table locks and no busy wait), so the
+# site's source polls once an hour here: the saving process applies each change on commit anyway.
+ADMIN_SITE = {"ROOT_URLCONF": __name__, "FERROFLAG": {"DATABASE": "default", "INTERVAL": 3600.0}}
 
 
 # --- fixtures -----------------------------------------------------------------------------------
@@ -279,7 +282,7 @@ def test_a_change_applies_at_once_in_the_saving_process(alias):
 
 
 def test_the_site_answers_from_the_database(alias):
-    with override_settings(FERROFLAG={"DATABASE": alias}):
+    with override_settings(FERROFLAG={"DATABASE": alias, "INTERVAL": 3600.0}):
         assert Client().get("/context/").json()["on"] is False
         store.save_flag({"key": "on-flag", "enabled": True}, using=alias)
         assert Client().get("/context/").json()["on"] is True
@@ -651,7 +654,7 @@ def test_admin_in_a_real_browser_toggle_edit_a_rule_and_see_a_refusal(live_serve
 
 def _command(*args, database="default"):
     out, err = io.StringIO(), io.StringIO()
-    with override_settings(FERROFLAG={"DATABASE": database}):
+    with override_settings(FERROFLAG={"DATABASE": database, "INTERVAL": 3600.0}):
         call_command("ferroflag_flags", *args, stdout=out, stderr=err)
     return out.getvalue()
 
