@@ -133,6 +133,8 @@ pub(crate) struct CompiledFlag {
     pub(crate) memoize_segments: bool,
     /// `worst_case_nanos` is over [`SLOW_EVALUATION_NANOS`]: read first, by every evaluation.
     pub(crate) slow: bool,
+    /// `"metadata": {"track": true}`: its answers are exposures (docs/spec.md §8).
+    pub(crate) tracked: bool,
     /// On a prerequisite cycle or too deep a chain, or with prerequisites to check.
     pub(crate) has_prerequisites: bool,
     /// On a prerequisite cycle or too deep a chain: answers `prerequisite_failed` once enabled.
@@ -828,6 +830,7 @@ fn compile_flag(
     check_values(&def, &at, warnings);
 
     let prerequisites = resolve_prerequisites(&def, positions);
+    let tracked = def.metadata.get("track") == Some(&Value::Bool(true));
     CompiledFlag {
         rollout_seed: bucket::seed(&key, ":"),
         enabled: def.enabled,
@@ -843,6 +846,7 @@ fn compile_flag(
         def: Box::new(def),
         memoize_segments: false,
         slow: false,
+        tracked,
         worst_case_nanos: 0,
     }
 }

@@ -15,6 +15,7 @@ pub mod context;
 pub mod document;
 pub mod error;
 pub mod eval;
+pub mod events;
 pub mod store;
 pub mod sync;
 

@@ -9,6 +9,8 @@ from collections.abc import Iterable
 from types import TracebackType
 from typing import Any, ClassVar, Literal, TypeAlias, TypedDict, final
 
+from ferroflag.exposures import ExposureSink, ExposureStream
+
 __all__ = [
     "Condition",
     "ConfigError",
@@ -318,6 +320,56 @@ class FlagEvaluator:
             TypeError: `ctx` is not a valid context.
         """
 
+    def enable_counters(self) -> None:
+        """Starts counting every evaluation by flag, variant and reason (docs/spec.md §8). Idempotent.
+
+        Counting costs each evaluation one uncontended lock and a hash (and `is_enabled` picks the
+        variant); off by default. A forked child starts from zero. `ferroflag.metrics` serves the
+        counts to Prometheus.
+        """
+
+    def counters(self) -> dict[tuple[str, str, str], int]:
+        """The evaluations counted so far, as `{(flag, variant, reason): count}` (the variant `""`
+        for none); empty until `enable_counters()`."""
+
+    def on_exposure(
+        self,
+        sink: ExposureSink,
+        *,
+        batch_size: int = 1000,
+        interval: float = 1.0,
+        capacity: int = 100_000,
+        window: int = 65_536,
+    ) -> ExposureStream:
+        """Sends the exposures of tracked flags (`"metadata": {"track": true}`) to `sink` in batches,
+        from a thread of its own (docs/spec.md §8; see `ferroflag.exposures`).
+
+        Evaluation never waits for the sink: an answer of a tracked flag is fingerprinted and, when
+        it is new to the deduplication window, queued natively; a full queue drops and counts it.
+        The first call starts the stream and sets its sizes; later calls add sinks to it.
+
+        Arguments:
+            sink: Called with each batch, a `list[Exposure]`. A sink that raises is logged and keeps
+                receiving.
+            batch_size: The sink is called as soon as this many exposures wait.
+            interval: ... and at least every `interval` seconds while any wait.
+            capacity: The most exposures that may wait; more are dropped and counted.
+            window: About how many recent (flag, variant, subject, snapshot) fingerprints are kept for
+                deduplication.
+
+        Returns:
+            The evaluator's `ExposureStream` (`stats()`, `flush()`, `close()`).
+
+        Raises:
+            TypeError: `sink` is not callable, or a size is not an int.
+            ValueError: A size is below 1 or `interval` is not positive.
+        """
+
+    def _exposures_enable(self, capacity: int, batch: int, window: int) -> bool: ...
+    def _exposures_take(self, wait: float) -> list[tuple[str, str, str, str, int, float]]: ...
+    def _exposures_wake(self) -> None: ...
+    def _events_reset(self) -> None: ...
+    def _exposures_stats(self) -> tuple[int, int, int, int] | None: ...
     @property
     def warnings(self) -> list[ConfigWarning]:
         """Problems found in the current document when it was loaded (docs/spec.md §6): unknown

@@ -3,11 +3,12 @@
 //! ([`crate::compile::SLOW_EVALUATION_NANOS`]); loading and batch work release it.
 
 use std::path::PathBuf;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
+use std::time::Duration;
 
 use pyo3::exceptions::PyTypeError;
 use pyo3::prelude::*;
-use pyo3::types::{PyByteArray, PyBytes, PyDict, PyString};
+use pyo3::types::{PyByteArray, PyBytes, PyDict, PyString, PyTuple};
 use sha2::{Digest, Sha256};
 
 use super::context::{PyEvalContext, context_arg, context_from_dict};
@@ -20,7 +21,8 @@ use crate::context::EvalContext;
 use crate::document::{Document, FORMAT, Parsed};
 use crate::error::FerroflagError;
 use crate::eval::decide::{EvalResult, FlagRef};
-use crate::store::SnapshotStore;
+use crate::events::{Counters, ExposureLog};
+use crate::store::{Snapshot, SnapshotStore};
 
 /// The most contexts `is_enabled_many` reserves room for up front; the batch grows past it as needed.
 const MAX_PREALLOCATED: usize = 1 << 16;
@@ -40,6 +42,64 @@ fn run<T: Send>(py: Python<'_>, flag: FlagRef<'_>, evaluate: impl FnOnce(FlagRef
 #[pyclass(name = "FlagEvaluator", module = "ferroflag._ferroflag", frozen)]
 pub struct PyFlagEvaluator {
     pub(crate) store: Arc<SnapshotStore>,
+    /// What evaluations record, once asked for (docs/spec.md §8).
+    events: Events,
+}
+
+/// An answer to record: as an exposure too when the log is given.
+#[derive(Clone, Copy)]
+struct Wanted<'a>(Option<&'a ExposureLog>);
+
+/// What evaluations record besides answering: exposures of tracked flags (once `on_exposure()`
+/// is called) and counters of every evaluation (once `enable_counters()` is called).
+#[derive(Default)]
+struct Events {
+    exposures: OnceLock<Arc<ExposureLog>>,
+    counters: OnceLock<Arc<Counters>>,
+}
+
+impl Events {
+    /// Records one answer of `flag`.
+    #[inline]
+    fn record(&self, wanted: Wanted<'_>, flag: FlagRef<'_>, result: &EvalResult, ctx: &EvalContext, version: u64) {
+        if let Some(log) = wanted.0 {
+            log.record(flag.key(), result, &flag.subject(ctx), version);
+        }
+        if let Some(counters) = self.counters.get() {
+            counters.record(flag.key(), result);
+        }
+    }
+
+    /// Whether an answer of `flag` is to be recorded, and the exposure log when it is tracked.
+    #[inline]
+    fn wanted(&self, flag: FlagRef<'_>) -> Option<Wanted<'_>> {
+        let log = if flag.is_tracked() {
+            self.exposures.get().map(|l| &**l)
+        } else {
+            None
+        };
+        (log.is_some() || self.counters.get().is_some()).then_some(Wanted(log))
+    }
+}
+
+/// An answer for `flag`, recorded (docs/spec.md §8) when the flag is tracked and exposures are on,
+/// or counters are on. Otherwise the cost is two tests of fields already in cache.
+#[inline]
+fn answer<T: Send>(
+    py: Python<'_>,
+    events: &Events,
+    snapshot: &Snapshot,
+    flag: FlagRef<'_>,
+    ctx: &EvalContext,
+    unrecorded: impl FnOnce(FlagRef<'_>) -> T + Send,
+    recorded: impl FnOnce(EvalResult) -> T,
+) -> T {
+    if let Some(log) = events.wanted(flag) {
+        let result = run(py, flag, |flag| flag.evaluate(ctx));
+        events.record(log, flag, &result, ctx, snapshot.version);
+        return recorded(result);
+    }
+    run(py, flag, unrecorded)
 }
 
 /// Items of an iterable argument; a `str`, `bytes` or dict is refused with a hint.
@@ -59,9 +119,17 @@ impl PyFlagEvaluator {
     /// One flag's answer from the current snapshot (`not_found` for an unknown key).
     fn evaluate_one(&self, py: Python<'_>, key: &str, ctx: &EvalContext) -> EvalResult {
         let snapshot = self.store.load();
-        snapshot
-            .flag(key)
-            .map_or_else(EvalResult::not_found, |flag| run(py, flag, |flag| flag.evaluate(ctx)))
+        snapshot.flag(key).map_or_else(EvalResult::not_found, |flag| {
+            answer(
+                py,
+                &self.events,
+                &snapshot,
+                flag,
+                ctx,
+                |flag| flag.evaluate(ctx),
+                |result| result,
+            )
+        })
     }
 
     /// Reads flags (and segments and metadata) given from Python into one document.
@@ -124,6 +192,7 @@ impl PyFlagEvaluator {
     ) -> PyResult<Self> {
         let evaluator = Self {
             store: Arc::new(SnapshotStore::new()),
+            events: Events::default(),
         };
         if let Some(flags) = flags {
             evaluator.update_from(py, flags, segments, metadata)?;
@@ -191,9 +260,17 @@ impl PyFlagEvaluator {
         let ctx = context_arg(ctx)?;
         let ctx = ctx.get();
         let snapshot = self.store.load();
-        Ok(snapshot
-            .flag(key)
-            .map_or(default, |flag| run(py, flag, |flag| flag.is_enabled(ctx))))
+        Ok(snapshot.flag(key).map_or(default, |flag| {
+            answer(
+                py,
+                &self.events,
+                &snapshot,
+                flag,
+                ctx,
+                |flag| flag.is_enabled(ctx),
+                |result| result.enabled,
+            )
+        }))
     }
 
     /// The value of the answer's variant, or `default` when it has none (docs/spec.md §2.2).
@@ -224,15 +301,20 @@ impl PyFlagEvaluator {
         let snapshot = self.store.load_full();
         let out = PyDict::new(py);
         let ctx = ctx.get();
-        if snapshot.has_slow_flags() {
-            let results: Vec<(&str, EvalResult)> = py.detach(|| snapshot.evaluate_all(ctx).collect());
-            for (key, result) in results {
-                out.set_item(key, PyEvalResult::from(result))?;
-            }
+        let results: Vec<(&str, EvalResult)> = if snapshot.has_slow_flags() {
+            py.detach(|| snapshot.evaluate_all(ctx).collect())
         } else {
-            for (key, result) in snapshot.evaluate_all(ctx) {
-                out.set_item(key, PyEvalResult::from(result))?;
+            snapshot.evaluate_all(ctx).collect()
+        };
+        for (key, result) in &results {
+            if let Some(flag) = snapshot.flag(key)
+                && let Some(log) = self.events.wanted(flag)
+            {
+                self.events.record(log, flag, result, ctx, snapshot.version);
             }
+        }
+        for (key, result) in results {
+            out.set_item(key, PyEvalResult::from(result))?;
         }
         Ok(out)
     }
@@ -273,7 +355,12 @@ impl PyFlagEvaluator {
             }
         }
         let snapshot = self.store.load_full();
+        let events = &self.events;
         let results = py.detach(|| {
+            let Some(flag) = snapshot.flag(key) else {
+                return vec![default; batch.len()];
+            };
+            let wanted = events.wanted(flag);
             batch
                 .iter()
                 .map(|ctx| {
@@ -281,7 +368,14 @@ impl PyFlagEvaluator {
                         Ctx::Native(ctx) => &ctx.get().inner,
                         Ctx::Owned(ctx) => ctx,
                     };
-                    snapshot.is_enabled(key, ctx).unwrap_or(default)
+                    match wanted {
+                        Some(log) => {
+                            let result = flag.evaluate(ctx);
+                            events.record(log, flag, &result, ctx, snapshot.version);
+                            result.enabled
+                        }
+                        None => flag.is_enabled(ctx),
+                    }
                 })
                 .collect()
         });
@@ -300,6 +394,125 @@ impl PyFlagEvaluator {
         // Only turning the record into Python objects needs the GIL.
         let explanation = py.detach(|| set.explain(key, ctx).map(|e| e.to_value()));
         explanation.map(|value| convert::from_json(py, &value)).transpose()
+    }
+
+    /// Starts counting every evaluation by flag, variant and reason (docs/spec.md §8); idempotent.
+    /// A forked child starts from zero (`ferroflag.exposures` resets it after a fork).
+    fn enable_counters(slf: &Bound<'_, Self>) -> PyResult<()> {
+        let mut created = false;
+        slf.get().events.counters.get_or_init(|| {
+            created = true;
+            Arc::default()
+        });
+        if created {
+            slf.py()
+                .import("ferroflag.exposures")?
+                .getattr("_reset_after_fork")?
+                .call1((slf,))?;
+        }
+        Ok(())
+    }
+
+    /// The counts so far: `{(flag, variant, reason): evaluations}`; empty before `enable_counters()`.
+    fn counters<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
+        let out = PyDict::new(py);
+        if let Some(counters) = self.events.counters.get() {
+            let counts = py.detach(|| counters.snapshot());
+            for ((flag, variant, reason), n) in counts {
+                out.set_item((&*flag, variant.as_deref().unwrap_or(""), reason.as_str()), n)?;
+            }
+        }
+        Ok(out)
+    }
+
+    /// Sends the exposures of tracked flags to `sink` in batches (docs/spec.md §8); see
+    /// `ferroflag.exposures`. The first call sets the sizes; later calls add sinks.
+    // The defaults live in `ferroflag.exposures._stream_for`, which checks the arguments too.
+    #[pyo3(signature = (sink, *, batch_size = None, interval = None, capacity = None, window = None))]
+    fn on_exposure<'py>(
+        slf: &Bound<'py, Self>,
+        sink: &Bound<'py, PyAny>,
+        batch_size: Option<&Bound<'py, PyAny>>,
+        interval: Option<&Bound<'py, PyAny>>,
+        capacity: Option<&Bound<'py, PyAny>>,
+        window: Option<&Bound<'py, PyAny>>,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        let py = slf.py();
+        let kwargs = PyDict::new(py);
+        for (name, value) in [
+            ("batch_size", batch_size),
+            ("interval", interval),
+            ("capacity", capacity),
+            ("window", window),
+        ] {
+            if let Some(value) = value {
+                kwargs.set_item(name, value)?;
+            }
+        }
+        py.import("ferroflag.exposures")?
+            .getattr("_stream_for")?
+            .call((slf, sink), Some(&kwargs))
+    }
+
+    /// Starts recording the exposures of tracked flags into a native queue (idempotent: the first
+    /// call's sizes stay). The Python side (`ferroflag.exposures`) drains it.
+    fn _exposures_enable(&self, capacity: usize, batch: usize, window: usize) -> bool {
+        let mut created = false;
+        self.events.exposures.get_or_init(|| {
+            created = true;
+            Arc::new(ExposureLog::new(capacity, batch, window))
+        });
+        created
+    }
+
+    /// Waits up to `wait` seconds (with the GIL released) for a full batch, then takes every
+    /// waiting exposure as `(flag, variant, reason, subject, snapshot, timestamp)` tuples.
+    fn _exposures_take<'py>(&self, py: Python<'py>, wait: f64) -> PyResult<Vec<Bound<'py, PyTuple>>> {
+        let Some(log) = self.events.exposures.get() else {
+            return Ok(Vec::new());
+        };
+        let wait = Duration::try_from_secs_f64(wait.max(0.0)).unwrap_or(Duration::from_secs(3600));
+        let taken = py.detach(|| log.take(wait));
+        taken
+            .into_iter()
+            .map(|e| {
+                (
+                    &*e.flag,
+                    e.variant.as_deref().unwrap_or(""),
+                    e.reason.as_str(),
+                    &*e.subject,
+                    e.snapshot,
+                    e.timestamp,
+                )
+                    .into_pyobject(py)
+            })
+            .collect()
+    }
+
+    /// Wakes a thread waiting in `_exposures_take`.
+    fn _exposures_wake(&self) {
+        if let Some(log) = self.events.exposures.get() {
+            log.wake();
+        }
+    }
+
+    /// Forgets queued exposures, the window, their counts and the counters (a forked child's first step).
+    fn _events_reset(&self) {
+        if let Some(log) = self.events.exposures.get() {
+            log.reset();
+        }
+        if let Some(counters) = self.events.counters.get() {
+            counters.reset();
+        }
+    }
+
+    /// `{"recorded", "deduplicated", "dropped", "queued"}` since exposures were enabled (or since a
+    /// fork); `None` before.
+    fn _exposures_stats(&self) -> Option<(u64, u64, u64, u64)> {
+        self.events.exposures.get().map(|log| {
+            let s = log.stats();
+            (s.recorded, s.deduplicated, s.dropped, s.queued)
+        })
     }
 
     /// Problems found in the current flags when they were loaded.

@@ -385,10 +385,11 @@ impl CompiledFlag {
 #[derive(Clone, Copy)]
 pub struct FlagRef<'a> {
     set: &'a FlagSet,
+    key: &'a Arc<str>,
     flag: &'a CompiledFlag,
 }
 
-impl FlagRef<'_> {
+impl<'a> FlagRef<'a> {
     #[must_use]
     #[inline]
     pub fn is_enabled(self, ctx: &EvalContext) -> bool {
@@ -411,6 +412,24 @@ impl FlagRef<'_> {
         self.flag.worst_case_nanos
     }
 
+    #[must_use]
+    pub fn key(self) -> &'a Arc<str> {
+        self.key
+    }
+
+    /// Whether the flag's answers are exposures (`"metadata": {"track": true}`, docs/spec.md §8).
+    #[must_use]
+    #[inline]
+    pub fn is_tracked(self) -> bool {
+        self.flag.tracked
+    }
+
+    /// Who an answer is for: the context's bucketing value for this flag (`bucket_by`).
+    #[must_use]
+    pub fn subject(self, ctx: &'a EvalContext) -> std::borrow::Cow<'a, str> {
+        self.flag.bucketing_text(ctx)
+    }
+
     /// Whether [`FlagRef::worst_case_nanos`] is over [`crate::compile::SLOW_EVALUATION_NANOS`].
     #[must_use]
     #[inline]
@@ -424,7 +443,9 @@ impl FlagSet {
     #[must_use]
     #[inline]
     pub fn flag(&self, key: &str) -> Option<FlagRef<'_>> {
-        self.flags.get(key).map(|flag| FlagRef { set: self, flag })
+        self.flags
+            .get_key_value(key)
+            .map(|(key, flag)| FlagRef { set: self, key, flag })
     }
 
     #[must_use]
