@@ -12,7 +12,11 @@ from prometheus_client import CollectorRegistry, generate_latest
 
 FLAGS = [
     {"key": "exp", "enabled": True, "variants": {"a": 1, "b": 1}, "metadata": {"track": True}},
-    {"key": "gate", "enabled": True, "rules": [{"conditions": [{"attribute": "plan", "operator": "eq", "values": ["pro"]}]}]},
+    {
+        "key": "gate",
+        "enabled": True,
+        "rules": [{"conditions": [{"attribute": "plan", "operator": "eq", "values": ["pro"]}]}],
+    },
     {"key": "off", "enabled": False},
 ]
 

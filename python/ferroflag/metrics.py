@@ -8,15 +8,16 @@
 
 What a scrape reads (all computed at scrape time from native state; nothing is kept in Python):
 
-| metric | labels | what |
-|---|---|---|
-| `ferroflag_evaluations_total` | `flag`, `variant`, `reason` | evaluations counted since `register()` (`FlagEvaluator.counters()`) |
-| `ferroflag_exposures_total` | `outcome` = `recorded`, `deduplicated`, `dropped` | exposure events of tracked flags, when a sink is attached |
-| `ferroflag_flags` | | flags in the current snapshot |
-| `ferroflag_snapshot_version` | | snapshots loaded so far |
-| `ferroflag_source_ready`, `ferroflag_source_stale` | `source` | the flag source's state (1 or 0) |
-| `ferroflag_snapshot_age_seconds` | `source` | seconds since the source last confirmed its flags (a new document, a 304 or an unchanged file) |
-| `ferroflag_source_failures_total`, `ferroflag_source_consecutive_failures` | `source` | failed polls, in all and since the last success |
+- `ferroflag_evaluations_total{flag, variant, reason}`: evaluations counted since `register()`
+  (`FlagEvaluator.counters()`);
+- `ferroflag_exposures_total{outcome}` (`recorded`, `deduplicated`, `dropped`): exposure events of tracked
+  flags, when a sink is attached;
+- `ferroflag_flags`, `ferroflag_snapshot_version`: flags in the current snapshot, snapshots loaded so far;
+- `ferroflag_source_ready{source}`, `ferroflag_source_stale{source}`: the flag source's state (1 or 0);
+- `ferroflag_snapshot_age_seconds{source}`: seconds since the source last confirmed its flags (a new
+  document, a 304 or an unchanged file);
+- `ferroflag_source_failures_total{source}`, `ferroflag_source_consecutive_failures{source}`: failed polls,
+  in all and since the last success.
 
 Counting costs each evaluation one uncontended native lock and a hash (see `benches/bench_events.py`);
 without `register()` (or `FlagEvaluator.enable_counters()`) nothing is counted. In a process that forks
@@ -51,7 +52,9 @@ class FerroflagCollector(Collector):
 
     def collect(self) -> Iterator[Metric]:
         evaluations = CounterMetricFamily(
-            "ferroflag_evaluations", "Flag evaluations by flag, variant and reason.", labels=["flag", "variant", "reason"]
+            "ferroflag_evaluations",
+            "Flag evaluations by flag, variant and reason.",
+            labels=["flag", "variant", "reason"],
         )
         for (flag, variant, reason), count in self.evaluator.counters().items():
             evaluations.add_metric([flag, variant, reason], count)
@@ -68,9 +71,7 @@ class FerroflagCollector(Collector):
             yield exposures
 
         yield GaugeMetricFamily("ferroflag_flags", "Flags in the current snapshot.", value=len(self.evaluator))
-        yield GaugeMetricFamily(
-            "ferroflag_snapshot_version", "Snapshots loaded so far.", value=self.evaluator.version
-        )
+        yield GaugeMetricFamily("ferroflag_snapshot_version", "Snapshots loaded so far.", value=self.evaluator.version)
         if self.source is not None:
             yield from _source_metrics(self.source.status())
 
