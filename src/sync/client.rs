@@ -1,7 +1,6 @@
 //! The HTTP sync client: its lifecycle and its polling loop.
 
 use std::fmt;
-use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -9,8 +8,8 @@ use ureq::Agent;
 use ureq::config::Config;
 
 use super::backoff::{Backoff, Retry};
-use super::config::{Redactor, SyncConfig};
-use super::events::{SyncEvent, SyncObserver, deliver};
+use super::config::{self, Redactor, SyncConfig};
+use super::events::{MAX_TEXT_CHARS, SyncEvent, SyncObserver, bounded, deliver};
 use super::http::{self, FetchFailure, Fetched};
 use super::status::{Source, StatusCell, SyncStatus};
 use super::worker::{Handle, Shared, Worker};
@@ -91,14 +90,21 @@ impl SyncClient {
         if self.is_inherited() {
             return Err(SyncError::Forked);
         }
+        let status = self.handle.inner().shared.status();
         let poller = Poller {
             inner: Arc::clone(self.handle.inner()),
             store: Arc::clone(&self.store),
             config: Arc::clone(&self.config),
             observer: Arc::clone(&self.observer),
             redactor: self.config.redactor(),
-            backoff: Backoff::new(self.config.interval, self.config.effective_cap()),
-            etag: self.handle.inner().shared.status().etag,
+            backoff: Backoff::new(
+                self.config.interval,
+                self.config.effective_cap(),
+                self.config.cold_start_cap,
+            ),
+            etag: status.etag,
+            document_id: status.document_id,
+            cold: true,
             cache_write_failing: false,
         };
         self.handle.start(THREAD_NAME, move || poller.run())
@@ -185,6 +191,11 @@ struct Poller {
     redactor: Redactor,
     backoff: Backoff,
     etag: Option<String>,
+    /// The id of the document this client last applied (or found in the store it inherited):
+    /// the same bytes again are no news, whatever their `ETag`.
+    document_id: Option<String>,
+    /// No poll has succeeded yet: retries use the short cold-start cap.
+    cold: bool,
     cache_write_failing: bool,
 }
 
@@ -192,7 +203,9 @@ impl Poller {
     fn run(mut self) {
         let inner = Arc::clone(&self.inner);
         let _exit = inner.shared.exit_guard();
-        let mut first = true;
+        // The cache first, before any request: a service that accepts and never answers must not
+        // keep a valid cache from being served for a whole timeout.
+        self.load_cache();
         while !inner.shared.is_stopping() {
             let outcome = http::fetch(&inner.agent, &self.config, self.etag.as_deref(), &self.redactor);
             // `stop()` interrupts the request: its error is no failure of the service.
@@ -209,21 +222,15 @@ impl Poller {
             };
             let wait = match result {
                 Ok(()) => {
+                    self.cold = false;
                     let wait = self.backoff.healthy();
                     inner
                         .shared
                         .update_status(|cell| cell.set_next_attempt(Instant::now().checked_add(wait)));
                     wait
                 }
-                Err(failure) => {
-                    let wait = self.fail(failure);
-                    if first && self.store.version() == 0 {
-                        self.load_cache();
-                    }
-                    wait
-                }
+                Err(failure) => self.fail(&failure),
             };
-            first = false;
             if !inner.shared.sleep(wait) {
                 break;
             }
@@ -231,6 +238,18 @@ impl Poller {
     }
 
     fn apply_document(&mut self, body: &[u8], etag: Option<String>) -> Result<(), FetchFailure> {
+        let document_id = config::document_id(body);
+        if self.document_id.as_deref() == Some(document_id.as_str()) {
+            // The same bytes (no ETag, or another backend's): nothing to publish, nor to save,
+            // unless the last save failed.
+            if self.cache_write_failing {
+                self.write_cache(body, etag.as_deref(), &document_id);
+            }
+            self.inner.shared.update_status(|cell| cell.set_etag(etag.clone()));
+            self.etag = etag;
+            self.not_modified();
+            return Ok(());
+        }
         let parsed = document::parse(body).map_err(|e| FetchFailure {
             message: format!(
                 "GET {}: rejected the response: {}",
@@ -240,28 +259,31 @@ impl Poller {
             retry: Retry::Normal,
             status: Some(200),
         })?;
-        self.publish(parsed, Source::Network, etag);
-        if let Some(path) = self.config.cache_path.clone() {
+        if self.publish(parsed, Source::Network, etag, &document_id) {
             let etag = self.etag.clone();
-            self.write_cache(&path, body, etag.as_deref());
+            self.write_cache(body, etag.as_deref(), &document_id);
         }
         Ok(())
     }
 
-    /// Compiles and publishes, then records and reports it. The warnings are taken from the set
-    /// before it is published, as another publisher could replace it at any moment after.
-    fn publish(&mut self, parsed: Parsed, source: Source, etag: Option<String>) {
+    /// Compiles and publishes, unless stopped meanwhile, then records and reports it; false when
+    /// stopped. The warnings are taken from the set before it is published, as another publisher
+    /// could replace it at any moment after.
+    fn publish(&mut self, parsed: Parsed, source: Source, etag: Option<String>, document_id: &str) -> bool {
         let flags = FlagSet::compile(parsed);
         let warnings = flags.warnings().to_vec();
-        let version = self.store.publish(flags);
-        self.etag.clone_from(&etag);
         let shared = &self.inner.shared;
+        let Some(version) = shared.publish_unless_stopped(|| self.store.publish(flags)) else {
+            return false;
+        };
+        self.etag.clone_from(&etag);
+        self.document_id = Some(document_id.to_owned());
         let recovered = shared.update_status(|cell| {
             if source == Source::Cache {
-                cell.cache_loaded(version, etag.clone());
+                cell.cache_loaded(version, etag.clone(), document_id.to_owned());
                 None
             } else {
-                cell.applied(source, version, etag.clone())
+                cell.applied(source, version, etag.clone(), document_id.to_owned())
             }
         });
         shared.mark_ready();
@@ -280,8 +302,10 @@ impl Poller {
             etag,
             warnings,
         });
+        true
     }
 
+    /// A 304, or a 200 with the document already applied.
     fn not_modified(&self) {
         let recovered = self
             .inner
@@ -295,51 +319,74 @@ impl Poller {
     /// Records a failure and when the next attempt is due — in one update, so a reader never sees
     /// the new failure count beside the previous attempt time — reports it if it starts a streak,
     /// and says how long to wait.
-    fn fail(&self, failure: FetchFailure) -> Duration {
+    fn fail(&self, failure: &FetchFailure) -> Duration {
         let auth = failure.auth_status();
+        let message = bounded(&failure.message, MAX_TEXT_CHARS);
         let (news, wait) = self.inner.shared.update_status(|cell| {
-            let news = cell.failed(failure.message.clone(), auth.is_some());
+            let news = cell.failed(message.clone(), auth.is_some());
             let wait = self
                 .backoff
-                .after_failure(cell.status().consecutive_failures, failure.retry);
+                .after_failure(cell.status().consecutive_failures, failure.retry, self.cold);
             cell.set_next_attempt(Instant::now().checked_add(wait));
             (news, wait)
         });
         match auth {
             Some(status) if news.report_auth => {
-                self.report(SyncEvent::AuthFailed {
-                    status,
-                    error: failure.message,
-                });
+                self.report(SyncEvent::AuthFailed { status, error: message });
             }
-            _ if news.streak_started => self.report(SyncEvent::FailureStreakStarted { error: failure.message }),
+            _ if news.streak_started => self.report(SyncEvent::FailureStreakStarted { error: message }),
             _ => {}
         }
         wait
     }
 
-    /// Serves the cache file when the first fetch failed and nothing else filled the store.
+    fn origin(&self) -> cache::Origin {
+        cache::Origin {
+            url_id: self.config.url_id(),
+            redacted_url: self.config.redacted_url(),
+        }
+    }
+
+    /// At start: clears temp files of killed writers, then serves the cache file unless something
+    /// else already filled the store (the app, or the parent of a forked child).
     fn load_cache(&mut self) {
         let Some(path) = self.config.cache_path.clone() else {
             return;
         };
-        match cache::read(&path, self.config.max_body_bytes) {
+        cache::remove_stale_temps(&path);
+        if self.store.version() != 0 {
+            return;
+        }
+        match cache::read(&path, self.config.max_body_bytes, &self.origin()) {
             Ok(None) => {}
             Ok(Some(cached)) => {
-                self.publish(cached.parsed, Source::Cache, cached.etag);
+                self.publish(cached.parsed, Source::Cache, cached.etag, &cached.document_id);
             }
             Err(reason) => self.report(SyncEvent::CacheIgnored {
-                reason: self.redactor.scrub(&reason),
+                reason: bounded(&self.redactor.scrub(&reason), MAX_TEXT_CHARS),
             }),
         }
     }
 
-    fn write_cache(&mut self, path: &Path, body: &[u8], etag: Option<&str>) {
-        match cache::write(path, body, etag) {
+    fn write_cache(&mut self, body: &[u8], etag: Option<&str>, document_id: &str) {
+        let Some(path) = self.config.cache_path.clone() else {
+            return;
+        };
+        if self.inner.shared.is_stopping() {
+            return;
+        }
+        let origin = self.origin();
+        let entry = cache::Entry {
+            document: body,
+            etag,
+            document_id,
+            origin: &origin,
+        };
+        match cache::write(&path, &entry) {
             Ok(()) => self.cache_write_failing = false,
             Err(error) => {
                 if !std::mem::replace(&mut self.cache_write_failing, true) {
-                    let error = format!("{}: {error}", path.display());
+                    let error = bounded(&format!("{}: {error}", path.display()), MAX_TEXT_CHARS);
                     self.report(SyncEvent::CacheWriteFailed { error });
                 }
             }

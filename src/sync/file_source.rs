@@ -2,7 +2,7 @@
 //! lifecycle, status and events as [`SyncClient`](super::SyncClient).
 
 use std::fmt;
-use std::fs::{self, File, Metadata};
+use std::fs::{self, Metadata};
 use std::io::Read;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -10,11 +10,11 @@ use std::time::{Duration, Instant, SystemTime};
 
 use sha2::{Digest, Sha256};
 
-use super::SyncError;
-use super::config::DEFAULT_MAX_BODY_BYTES;
-use super::events::{SyncEvent, SyncObserver, deliver};
+use super::config::{DEFAULT_MAX_BODY_BYTES, hex};
+use super::events::{MAX_TEXT_CHARS, SyncEvent, SyncObserver, bounded, deliver};
 use super::status::{Source, StatusCell, SyncStatus};
 use super::worker::{Handle, Shared};
+use super::{SyncError, cache};
 use crate::compile::FlagSet;
 use crate::document::{self, Parsed};
 use crate::store::SnapshotStore;
@@ -165,21 +165,25 @@ struct Fingerprint {
     len: u64,
     /// Device and inode: a file replaced by rename (editors, Kubernetes config maps) is new.
     file_id: (u64, u64),
+    /// The inode change time, which no one can set: a rewrite in place that restores size and
+    /// modification time (`cp -p`, `rsync -t`) still changes it.
+    changed: (i64, i64),
 }
 
 impl Fingerprint {
     fn of(meta: &Metadata) -> Self {
         #[cfg(unix)]
-        let file_id = {
+        let (file_id, changed) = {
             use std::os::unix::fs::MetadataExt;
-            (meta.dev(), meta.ino())
+            ((meta.dev(), meta.ino()), (meta.ctime(), meta.ctime_nsec()))
         };
         #[cfg(not(unix))]
-        let file_id = (0, 0);
+        let (file_id, changed) = ((0, 0), (0, 0));
         Self {
             modified: meta.modified().ok(),
             len: meta.len(),
             file_id,
+            changed,
         }
     }
 
@@ -224,11 +228,20 @@ impl Watcher {
     fn check(&mut self) {
         let path = &self.config.path;
         let fingerprint = match fs::metadata(path) {
+            // A FIFO, socket or device would block the read, or never end: refused, like a
+            // missing file, and reported once.
+            Ok(meta) if !meta.is_file() => {
+                self.seen = None;
+                if !std::mem::replace(&mut self.missing, true) {
+                    self.fail(&format!("flag file {} is not a regular file", path.display()));
+                }
+                return;
+            }
             Ok(meta) => Fingerprint::of(&meta),
             Err(error) => {
                 self.seen = None;
                 if !std::mem::replace(&mut self.missing, true) {
-                    self.fail(format!("cannot read flag file {}: {error}", path.display()));
+                    self.fail(&format!("cannot read flag file {}: {error}", path.display()));
                 }
                 return;
             }
@@ -243,7 +256,7 @@ impl Watcher {
             Ok(bytes) => bytes,
             Err(message) => {
                 self.rejected = None;
-                self.fail(message);
+                self.fail(&message);
                 return;
             }
         };
@@ -266,7 +279,7 @@ impl Watcher {
             Ok(parsed) => self.publish(parsed, hash),
             Err(error) => {
                 self.rejected = Some(hash);
-                self.fail(format!("flag file {} rejected: {error}", path.display()));
+                self.fail(&format!("flag file {} rejected: {error}", path.display()));
             }
         }
     }
@@ -274,14 +287,17 @@ impl Watcher {
     fn publish(&mut self, parsed: Parsed, hash: [u8; 32]) {
         let flags = FlagSet::compile(parsed);
         let warnings = flags.warnings().to_vec();
-        let version = self.store.publish(flags);
+        let Some(version) = self.shared.publish_unless_stopped(|| self.store.publish(flags)) else {
+            return;
+        };
         self.applied = Some(hash);
         self.rejected = None;
         self.failing = false;
-        let etag = Some(format!("sha256:{}", hex(&hash[..8])));
+        let document_id = hex(&hash[..8]);
+        let etag = Some(format!("sha256:{document_id}"));
         let recovered = self
             .shared
-            .update_status(|cell| cell.applied(Source::File, version, etag.clone()));
+            .update_status(|cell| cell.applied(Source::File, version, etag.clone(), document_id));
         self.shared.mark_ready();
         if let Some(after_failures) = recovered {
             self.report(SyncEvent::Recovered { after_failures });
@@ -294,7 +310,8 @@ impl Watcher {
         });
     }
 
-    fn fail(&mut self, message: String) {
+    fn fail(&mut self, message: &str) {
+        let message = bounded(message, MAX_TEXT_CHARS);
         self.failing = true;
         let news = self.shared.update_status(|cell| cell.failed(message.clone(), false));
         if news.streak_started {
@@ -309,19 +326,11 @@ impl Watcher {
 
 fn read_bounded(path: &std::path::Path, max_bytes: u64) -> Result<Vec<u8>, String> {
     let mut bytes = Vec::new();
-    File::open(path)
+    cache::open_regular(path)
         .and_then(|file| file.take(max_bytes.saturating_add(1)).read_to_end(&mut bytes))
         .map_err(|e| format!("cannot read flag file {}: {e}", path.display()))?;
     if bytes.len() as u64 > max_bytes {
         return Err(format!("flag file {} is larger than {max_bytes} bytes", path.display()));
     }
     Ok(bytes)
-}
-
-fn hex(bytes: &[u8]) -> String {
-    use std::fmt::Write;
-    bytes.iter().fold(String::with_capacity(bytes.len() * 2), |mut out, b| {
-        let _ = write!(out, "{b:02x}");
-        out
-    })
 }

@@ -67,8 +67,8 @@ use std::path::PathBuf;
 
 pub use client::SyncClient;
 pub use config::{
-    DEFAULT_BACKOFF_CAP, DEFAULT_CONNECT_TIMEOUT, DEFAULT_INTERVAL, DEFAULT_MAX_BODY_BYTES, DEFAULT_PATH,
-    DEFAULT_TIMEOUT, REDACTED, SyncConfig, USER_AGENT,
+    DEFAULT_BACKOFF_CAP, DEFAULT_COLD_START_CAP, DEFAULT_CONNECT_TIMEOUT, DEFAULT_INTERVAL, DEFAULT_MAX_BODY_BYTES,
+    DEFAULT_PATH, DEFAULT_TIMEOUT, REDACTED, SyncConfig, USER_AGENT,
 };
 pub use events::{CollectingObserver, NoopObserver, Severity, SyncEvent, SyncObserver};
 pub use file_source::{FileSource, FileSourceConfig};
