@@ -916,19 +916,25 @@ class FlagSyncClient:
         headers: Sent with every request, e.g. `{"Authorization": "Bearer ..."}`. The values are
             treated as secrets.
         cache_path: A file that keeps the last good document: written (atomically) after each new
-            document is applied, and served at start-up when the service cannot be reached. A
-            corrupt cache file is ignored with a warning.
+            document is applied, and served at once at start-up, before the first request, until
+            the service answers. A corrupt cache file, one written for another URL and anything
+            but a regular file are ignored with a warning.
         connect_timeout: Seconds allowed for name resolution and for the TCP connect each; 3 by
             default, and never more than `timeout`.
         max_body_bytes: A larger response (after decompression) fails the poll while it is read.
         backoff_cap: The longest wait in seconds between attempts while failing (raised to
             `interval` if lower).
         ca_bundle: A PEM file whose certificates replace the bundled Mozilla roots for HTTPS.
+        cold_start_cap: The longest wait in seconds between attempts until the first success, so
+            that a process starting during an outage retries briskly (kept between `interval`
+            and `backoff_cap`; 401/403 and `Retry-After` still wait as long as they ask).
 
     Raises:
         TypeError: `evaluator` is not a `FlagEvaluator`, or `headers` is not a dict of str to str.
-        ValueError: The URL is not http(s) with a host, a header name or value is not valid HTTP,
-            a time or size is not positive, or `ca_bundle` cannot be read or holds no certificate.
+        ValueError: The URL is not http(s) with a host (or holds an unencoded `/` or `@` in its
+            credentials), a header name or value is not valid HTTP or not valid text, a time or size
+            is not positive, or `ca_bundle` cannot be read or holds no certificate. No error ever
+            holds a header value or a credential.
     """
 
     def __new__(
@@ -945,6 +951,7 @@ class FlagSyncClient:
         max_body_bytes: int = 16777216,
         backoff_cap: float = 300.0,
         ca_bundle: str | os.PathLike[str] | None = None,
+        cold_start_cap: float = 5.0,
     ) -> FlagSyncClient: ...
     def start(self, wait: float = 5.0) -> bool:
         """Starts polling (the first poll is immediate) and waits, with the GIL released, for the
@@ -1129,7 +1136,13 @@ class SyncStatus:
 
     @property
     def snapshot_version(self) -> int:
-        """The evaluator version this client last published (compare `FlagEvaluator.version`); 0 before the first."""
+        """The evaluator version this client last published (compare `FlagEvaluator.version`); 0 before the first.
+        It counts publishes in this process: use `document_id` to compare workers."""
+
+    @property
+    def document_id(self) -> str | None:
+        """What the applied document is: the first 16 hex digits of the SHA-256 of its bytes as received, the
+        same in every process (and when served from the cache file); None before the first."""
 
     @property
     def last_success(self) -> float | None:

@@ -65,6 +65,8 @@ mod worker;
 use std::fmt;
 use std::path::PathBuf;
 
+use crate::error::quote;
+
 pub use client::SyncClient;
 pub use config::{
     DEFAULT_BACKOFF_CAP, DEFAULT_COLD_START_CAP, DEFAULT_CONNECT_TIMEOUT, DEFAULT_INTERVAL, DEFAULT_MAX_BODY_BYTES,
@@ -97,8 +99,8 @@ pub enum SyncError {
 impl fmt::Display for SyncError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            Self::InvalidUrl { url, reason } => write!(f, "invalid flag service URL {url:?}: {reason}"),
-            Self::InvalidHeader { name, reason } => write!(f, "invalid header {name:?}: {reason}"),
+            Self::InvalidUrl { url, reason } => write!(f, "invalid flag service URL {}: {reason}", quote(url)),
+            Self::InvalidHeader { name, reason } => write!(f, "invalid header {}: {reason}", quote(name)),
             Self::InvalidConfig(message) => write!(f, "invalid sync configuration: {message}"),
             Self::CaBundle { path, reason } => write!(f, "cannot use CA bundle {}: {reason}", path.display()),
             Self::Spawn(error) => write!(f, "cannot start the sync thread: {error}"),

@@ -3,7 +3,7 @@
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use pyo3::exceptions::PyTypeError;
+use pyo3::exceptions::{PyTypeError, PyValueError};
 use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyString, PyType};
 
@@ -11,6 +11,7 @@ use super::logging::{LogObserver, logger};
 use super::{PySyncStatus, Slot, evaluator_store, float_repr, positive_bytes, positive_seconds};
 use crate::bindings::convert::type_name;
 use crate::bindings::errors::{py_repr, sync_error};
+use crate::error::quote;
 use crate::sync::{SyncClient, SyncConfig};
 
 #[pyclass(name = "FlagSyncClient", module = "ferroflag._ferroflag", frozen)]
@@ -20,6 +21,15 @@ pub struct PyFlagSyncClient {
     redacted_url: String,
     interval: f64,
     header_names: Vec<String>,
+}
+
+/// A `str` argument as UTF-8, or a `ValueError` that holds nothing of it: the `UnicodeEncodeError`
+/// of a lone surrogate carries the whole string (a URL with its credentials, a header value).
+fn secret_text(value: &Bound<'_, PyString>, what: &str) -> PyResult<String> {
+    value
+        .to_str()
+        .map(str::to_owned)
+        .map_err(|_| PyValueError::new_err(format!("{what} is not valid text (it holds a lone surrogate)")))
 }
 
 /// Header names and values from a `dict[str, str]`; a value is never echoed in an error.
@@ -38,14 +48,15 @@ fn headers_arg(headers: &Bound<'_, PyAny>) -> PyResult<Vec<(String, String)>> {
                 type_name(&name)
             ))
         })?;
-        let name = name.to_str()?.to_owned();
+        let name = secret_text(name, "a header name")?;
+        let shown = quote(&name);
         let value = value.cast::<PyString>().map_err(|_| {
             PyTypeError::new_err(format!(
-                "headers must be a dict of str to str; the value of {name:?} is {}",
+                "headers must be a dict of str to str; the value of {shown} is {}",
                 type_name(&value)
             ))
         })?;
-        out.push((name, value.to_str()?.to_owned()));
+        out.push((name.clone(), secret_text(value, &format!("the value of header {shown}"))?));
     }
     Ok(out)
 }
@@ -56,13 +67,13 @@ impl PyFlagSyncClient {
     #[pyo3(signature = (
         evaluator, api_url, *, interval = 10.0, timeout = 5.0, path = "/api/flags", headers = None,
         cache_path = None, connect_timeout = None, max_body_bytes = 16_777_216, backoff_cap = 300.0,
-        ca_bundle = None,
+        ca_bundle = None, cold_start_cap = 5.0,
     ))]
     #[allow(clippy::too_many_arguments)]
     fn py_new(
         py: Python<'_>,
         evaluator: &Bound<'_, PyAny>,
-        api_url: &str,
+        api_url: &Bound<'_, PyAny>,
         interval: f64,
         timeout: f64,
         path: &str,
@@ -72,15 +83,21 @@ impl PyFlagSyncClient {
         max_body_bytes: i64,
         backoff_cap: f64,
         ca_bundle: Option<PathBuf>,
+        cold_start_cap: f64,
     ) -> PyResult<Self> {
         let store = evaluator_store(evaluator)?;
-        let mut config = SyncConfig::new(api_url, path).map_err(sync_error)?;
+        let api_url = api_url
+            .cast::<PyString>()
+            .map_err(|_| PyTypeError::new_err(format!("api_url must be a str, got {}", type_name(api_url))))?;
+        let api_url = secret_text(api_url, "api_url")?;
+        let mut config = SyncConfig::new(&api_url, path).map_err(sync_error)?;
         config.interval = positive_seconds("interval", interval)?;
         config.timeout = positive_seconds("timeout", timeout)?;
         if let Some(connect_timeout) = connect_timeout {
             config.connect_timeout = positive_seconds("connect_timeout", connect_timeout)?;
         }
         config.backoff_cap = positive_seconds("backoff_cap", backoff_cap)?;
+        config.cold_start_cap = positive_seconds("cold_start_cap", cold_start_cap)?;
         config.max_body_bytes = positive_bytes("max_body_bytes", max_body_bytes)?;
         config.cache_path = cache_path;
         config.ca_bundle = ca_bundle;
