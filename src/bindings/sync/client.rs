@@ -12,11 +12,11 @@ use super::{PySyncStatus, Slot, evaluator_store, float_repr, positive_bytes, pos
 use crate::bindings::convert::type_name;
 use crate::bindings::errors::{py_repr, sync_error};
 use crate::error::quote;
-use crate::sync::{SyncClient, SyncConfig};
+use crate::sync::{Http, SyncClient, SyncConfig};
 
 #[pyclass(name = "FlagSyncClient", module = "ferroflag._ferroflag", frozen)]
 pub struct PyFlagSyncClient {
-    slot: Arc<Slot<SyncClient>>,
+    slot: Arc<Slot<Http>>,
     /// For `url` and `repr`: credentials in the URL are already replaced by `<redacted>`.
     redacted_url: String,
     interval: f64,
@@ -56,7 +56,10 @@ fn headers_arg(headers: &Bound<'_, PyAny>) -> PyResult<Vec<(String, String)>> {
                 type_name(&value)
             ))
         })?;
-        out.push((name.clone(), secret_text(value, &format!("the value of header {shown}"))?));
+        out.push((
+            name.clone(),
+            secret_text(value, &format!("the value of header {shown}"))?,
+        ));
     }
     Ok(out)
 }
@@ -112,7 +115,7 @@ impl PyFlagSyncClient {
         let observer = Arc::new(LogObserver::new(redacted_url.clone()));
         let client = SyncClient::new(store, config, observer).map_err(sync_error)?;
         Ok(Self {
-            slot: Slot::new(py, client)?,
+            slot: Slot::new(py, client.into_runner())?,
             redacted_url,
             interval,
             header_names,

@@ -9,11 +9,11 @@ use pyo3::types::PyType;
 use super::logging::{LogObserver, logger};
 use super::{PySyncStatus, Slot, evaluator_store, float_repr, positive_bytes, positive_seconds};
 use crate::bindings::errors::{py_repr, sync_error};
-use crate::sync::{FileSource, FileSourceConfig};
+use crate::sync::{FileSource, FileSourceConfig, FileWatch};
 
 #[pyclass(name = "FlagFileWatcher", module = "ferroflag._ferroflag", frozen)]
 pub struct PyFlagFileWatcher {
-    slot: Arc<Slot<FileSource>>,
+    slot: Arc<Slot<FileWatch>>,
     path: String,
     interval: f64,
 }
@@ -38,7 +38,7 @@ impl PyFlagFileWatcher {
         let observer = Arc::new(LogObserver::new(shown.clone()));
         let source = FileSource::new(store, config, observer).map_err(sync_error)?;
         Ok(Self {
-            slot: Slot::new(py, source)?,
+            slot: Slot::new(py, source.into_runner())?,
             path: shown,
             interval,
         })
