@@ -957,8 +957,10 @@ class FlagSyncClient:
         """Starts polling (the first poll is immediate) and waits, with the GIL released, for the
         first snapshot.
 
-        It never raises because the service is down: the app starts with what it has (nothing,
-        or the cache file) and the thread keeps trying. Calling it while running only waits; after
+        A valid cache file (see `cache_path`) is served at once, before the first request, so this
+        returns True within milliseconds even when the service accepts and never answers. It
+        never raises because the service is down: the app starts with what it has (nothing, or the
+        cache file) and the thread keeps trying. Calling it while running only waits; after
         `stop()` it starts polling again. Like a thread, a started client keeps polling until
         `stop()` or interpreter exit, even when no reference to it is kept.
 
@@ -1128,7 +1130,7 @@ class SyncStatus:
     @property
     def source(self) -> _Source:
         """Where the last applied snapshot came from: `none` (nothing yet), `network`, `cache` (the
-        cache file, while the service is unreachable) or `file`."""
+        cache file, served at start until the service answers) or `file`."""
 
     @property
     def etag(self) -> str | None:
@@ -1150,7 +1152,8 @@ class SyncStatus:
 
     @property
     def last_error(self) -> str | None:
-        """The last failure, e.g. `GET https://flags/api/flags: server answered HTTP 503 Service Unavailable`."""
+        """The last failure, e.g. `GET https://flags/api/flags: server answered HTTP 503 Service Unavailable`; at
+        most 500 characters, never a secret."""
 
     @property
     def last_error_at(self) -> float | None:
@@ -1162,7 +1165,7 @@ class SyncStatus:
 
     @property
     def not_modified(self) -> int:
-        """Polls that found nothing new (304, or an unchanged file): no parse, no swap."""
+        """Polls that found nothing new (a 304, the same body again, or an unchanged file): no swap."""
 
     @property
     def failures(self) -> int:
