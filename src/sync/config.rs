@@ -43,7 +43,8 @@ pub struct SyncConfig {
     pub cold_start_cap: Duration,
     /// A larger response body (after decompression) fails the poll while it is being read.
     pub max_body_bytes: u64,
-    /// The last good document and its `ETag`, served when the service is down at start-up.
+    /// The last good document and its `ETag`, served at start-up (before the first request)
+    /// until the service answers.
     pub cache_path: Option<PathBuf>,
     /// PEM certificates that replace the bundled Mozilla roots for HTTPS verification.
     pub ca_bundle: Option<PathBuf>,

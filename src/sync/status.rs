@@ -11,7 +11,7 @@ pub enum Source {
     None,
     /// The flag service (also after a 304 confirmed a cached document).
     Network,
-    /// The cache file, because the service could not be reached at start-up.
+    /// The cache file, served at start-up until the service answers.
     Cache,
     /// A local flag file ([`FileSource`](super::FileSource)).
     File,
@@ -58,7 +58,7 @@ pub struct SyncStatus {
     pub last_error_at: Option<SystemTime>,
     /// Polls that applied a new document.
     pub successes: u64,
-    /// Polls that found nothing new (304, or an unchanged file).
+    /// Polls that found nothing new (a 304, the same body again, or an unchanged file).
     pub not_modified: u64,
     pub failures: u64,
     /// Failures since the last success; 0 while healthy.
