@@ -5,10 +5,10 @@ use std::sync::Arc;
 
 use pyo3::exceptions::{PyTypeError, PyValueError};
 use pyo3::prelude::*;
-use pyo3::types::{PyDict, PyString, PyType};
+use pyo3::types::{PyDict, PyString};
 
 use super::logging::{LogObserver, logger};
-use super::{PySyncStatus, Slot, evaluator_store, float_repr, positive_bytes, positive_seconds};
+use super::{PySyncStatus, Slot, evaluator_store, float_repr, positive_bytes, positive_seconds, source_pymethods};
 use crate::bindings::convert::type_name;
 use crate::bindings::errors::{py_repr, sync_error};
 use crate::error::quote;
@@ -64,8 +64,7 @@ fn headers_arg(headers: &Bound<'_, PyAny>) -> PyResult<Vec<(String, String)>> {
     Ok(out)
 }
 
-#[pymethods]
-impl PyFlagSyncClient {
+source_pymethods!(PyFlagSyncClient {
     #[new]
     #[pyo3(signature = (
         evaluator, api_url, *, interval = 10.0, timeout = 5.0, path = "/api/flags", headers = None,
@@ -122,51 +121,10 @@ impl PyFlagSyncClient {
         })
     }
 
-    /// Starts polling and waits up to `wait` seconds (GIL released) for the first snapshot.
-    #[pyo3(signature = (wait = 5.0))]
-    fn start(&self, py: Python<'_>, wait: f64) -> PyResult<bool> {
-        super::start(py, &self.slot, wait)
-    }
-
-    /// Starts polling now; the returned future resolves to whether a snapshot arrived in `wait`.
-    #[pyo3(signature = (wait = 5.0))]
-    fn start_async<'py>(slf: &Bound<'py, Self>, wait: f64) -> PyResult<Bound<'py, PyAny>> {
-        super::start_async(slf.as_any(), &slf.get().slot, wait)
-    }
-
-    fn wait_ready(&self, py: Python<'_>, timeout: f64) -> PyResult<bool> {
-        super::wait_ready(py, &self.slot, timeout)
-    }
-
-    fn stop(&self, py: Python<'_>) -> bool {
-        super::stop(py, &self.slot)
-    }
-
-    fn status(&self) -> PySyncStatus {
-        super::status(&self.slot)
-    }
-
     /// The URL polled, with credentials (userinfo, query string) replaced by `<redacted>`.
     #[getter]
     fn url(&self) -> &str {
         &self.redacted_url
-    }
-
-    fn __enter__<'py>(slf: &Bound<'py, Self>) -> PyResult<Bound<'py, Self>> {
-        super::start(slf.py(), &slf.get().slot, 5.0)?;
-        Ok(slf.clone())
-    }
-
-    #[pyo3(signature = (exc_type, exc_value, traceback))]
-    fn __exit__(
-        &self,
-        py: Python<'_>,
-        exc_type: Option<&Bound<'_, PyType>>,
-        exc_value: Option<&Bound<'_, PyAny>>,
-        traceback: Option<&Bound<'_, PyAny>>,
-    ) {
-        let _ = (exc_type, exc_value, traceback);
-        super::stop(py, &self.slot);
     }
 
     fn __repr__(&self, py: Python<'_>) -> PyResult<String> {
@@ -191,4 +149,4 @@ impl PyFlagSyncClient {
             },
         ))
     }
-}
+});

@@ -27,6 +27,62 @@ pub use file::PyFlagFileWatcher;
 use slot::Slot;
 pub use status::PySyncStatus;
 
+/// The `#[pymethods]` of a Python source class: its own (`#[new]`, getters, `__repr__`) and the
+/// lifecycle every source shares, each call handed to the class's `slot` and from there to the
+/// core's one `Runner`.
+macro_rules! source_pymethods {
+    ($class:ty { $($own:tt)* }) => {
+        #[pymethods]
+        impl $class {
+            $($own)*
+
+            /// Starts the source and waits up to `wait` seconds (GIL released) for the first
+            /// snapshot; true once one is applied.
+            #[pyo3(signature = (wait = 5.0))]
+            fn start(&self, py: Python<'_>, wait: f64) -> PyResult<bool> {
+                super::start(py, &self.slot, wait)
+            }
+
+            /// Starts the source now; the returned future resolves to whether a snapshot arrived
+            /// in `wait`.
+            #[pyo3(signature = (wait = 5.0))]
+            fn start_async<'py>(slf: &Bound<'py, Self>, wait: f64) -> PyResult<Bound<'py, PyAny>> {
+                super::start_async(slf.as_any(), &slf.get().slot, wait)
+            }
+
+            fn wait_ready(&self, py: Python<'_>, timeout: f64) -> PyResult<bool> {
+                super::wait_ready(py, &self.slot, timeout)
+            }
+
+            fn stop(&self, py: Python<'_>) -> bool {
+                super::stop(py, &self.slot)
+            }
+
+            fn status(&self) -> PySyncStatus {
+                super::status(&self.slot)
+            }
+
+            fn __enter__<'py>(slf: &Bound<'py, Self>) -> PyResult<Bound<'py, Self>> {
+                super::start(slf.py(), &slf.get().slot, 5.0)?;
+                Ok(slf.clone())
+            }
+
+            #[pyo3(signature = (exc_type, exc_value, traceback))]
+            fn __exit__(
+                &self,
+                py: Python<'_>,
+                exc_type: Option<&Bound<'_, pyo3::types::PyType>>,
+                exc_value: Option<&Bound<'_, PyAny>>,
+                traceback: Option<&Bound<'_, PyAny>>,
+            ) {
+                let _ = (exc_type, exc_value, traceback);
+                super::stop(py, &self.slot);
+            }
+        }
+    };
+}
+pub(crate) use source_pymethods;
+
 // The signatures spell the default size out as a literal, so that Python's `inspect` shows it.
 const _: () = assert!(crate::sync::DEFAULT_MAX_BODY_BYTES == 16_777_216);
 
