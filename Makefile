@@ -67,6 +67,7 @@ bench: build-dev
 	$(PY) benches/bench_sync.py
 	$(PY) benches/bench_fastapi.py
 	$(PY) benches/bench_django.py
+	$(PY) benches/bench_django_db.py
 
 .PHONY: baseline  ## Keep the current build in .bench-baseline/ to compare a change against (make bench BASELINE=.bench-baseline)
 baseline: build-dev

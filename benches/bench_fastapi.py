@@ -9,15 +9,17 @@ Modes:
     asgi     in process, through httpx.ASGITransport: the app's own cost, no sockets.
     uvicorn  a uvicorn server in a child process on 127.0.0.1, one keep-alive httpx client in this one.
 
-Endpoints (one evaluator, flags on for everyone, context from headers):
+Endpoints (one evaluator, flags on for everyone; the app's context from headers, `header_context`):
     /ungated              a plain async endpoint: the baseline
     /gated                dependencies=[Depends(require_flag("new-checkout"))]
     /dashboard            FlagsDep, three flags read
     /gate-decorator       @feature_gate("new-checkout")
-    /gated-user-context   require_flag from FlagDependencies(context=...), whose context function
-                          depends on a header dependency (as one built from the auth user would)
-    /ungated-user-dep     ungated, with only that header dependency: the share of the line above that
-                          is the app's own dependency, not ferroflag's
+    /user/gated-user-context   require_flag from FlagDependencies(context=...), whose context function
+                          depends on a header dependency (as one built from the auth user would); on a
+                          sub-app mounted at /user, set up with that FlagDependencies as its context
+                          (one app, one context)
+    /user/ungated-user-dep     ungated, on the same sub-app, with only that header dependency: the share
+                          of the line above that is the app's own dependency, not ferroflag's
 
 Columns: req/s is the median over the bursts (wall clock, so other load on the machine shows in it);
 CPU us/req is the CPU time summed over all bursts divided by the requests (asgi: this process, client
@@ -44,7 +46,7 @@ import fastapi
 import httpx
 from fastapi import Depends, FastAPI, Header
 from ferroflag import EvalContext, FlagEvaluator
-from ferroflag.fastapi import FlagDependencies, FlagsDep, feature_gate, require_flag, setup
+from ferroflag.fastapi import FlagDependencies, FlagsDep, feature_gate, header_context, require_flag, setup
 
 FLAGS = [
     {"key": "new-checkout", "enabled": True},
@@ -66,8 +68,11 @@ USER_DEPS = FlagDependencies(context=context_with_dependency)
 
 
 def create_app() -> FastAPI:
+    evaluator = FlagEvaluator(FLAGS)
     app = FastAPI()
-    setup(app, FlagEvaluator(FLAGS))
+    setup(app, evaluator, context=header_context)
+    user_app = FastAPI()
+    setup(user_app, evaluator, context=USER_DEPS)
 
     @app.get("/ungated")
     async def ungated() -> dict[str, bool]:
@@ -86,18 +91,26 @@ def create_app() -> FastAPI:
     async def gate_decorator() -> dict[str, bool]:
         return {"ok": True}
 
-    @app.get("/gated-user-context", dependencies=[Depends(USER_DEPS.require_flag("new-checkout"))])
+    @user_app.get("/gated-user-context", dependencies=[Depends(USER_DEPS.require_flag("new-checkout"))])
     async def gated_user_context() -> dict[str, bool]:
         return {"ok": True}
 
-    @app.get("/ungated-user-dep", dependencies=[Depends(user_id)])
+    @user_app.get("/ungated-user-dep", dependencies=[Depends(user_id)])
     async def ungated_user_dep() -> dict[str, bool]:
         return {"ok": True}
 
+    app.mount("/user", user_app)
     return app
 
 
-PATHS = ["/ungated", "/gated", "/dashboard", "/gate-decorator", "/gated-user-context", "/ungated-user-dep"]
+PATHS = [
+    "/ungated",
+    "/gated",
+    "/dashboard",
+    "/gate-decorator",
+    "/user/gated-user-context",
+    "/user/ungated-user-dep",
+]
 
 
 class Samples:
@@ -208,13 +221,13 @@ def bench_uvicorn(requests: int, rounds: int) -> Samples:
 
 def report(mode: str, samples: Samples, requests: int, rounds: int) -> None:
     print(f"\n{mode}: {rounds} rounds x {requests} sequential requests per endpoint, interleaved")
-    print(f"{'endpoint':<20} {'req/s':>8} {'vs ungated':>11} {'CPU us/req':>11} {'CPU overhead us':>16}")
+    print(f"{'endpoint':<24} {'req/s':>8} {'vs ungated':>11} {'CPU us/req':>11} {'CPU overhead us':>16}")
     base_rps = statistics.median(samples.rps["/ungated"])
     base_cpu = samples.cpu["/ungated"] / samples.requests["/ungated"]
     for path in PATHS:
         rps = statistics.median(samples.rps[path])
         cpu = samples.cpu[path] / samples.requests[path]
-        print(f"{path:<20} {rps:>8.0f} {rps / base_rps:>10.3f}x {cpu * 1e6:>11.1f} {(cpu - base_cpu) * 1e6:>+16.1f}")
+        print(f"{path:<24} {rps:>8.0f} {rps / base_rps:>10.3f}x {cpu * 1e6:>11.1f} {(cpu - base_cpu) * 1e6:>+16.1f}")
     gated = statistics.median(samples.rps["/gated"])
     print(f"{mode}: gated/ungated = {gated:.0f}/{base_rps:.0f} req/s (median burst) = {gated / base_rps:.3f}")
 

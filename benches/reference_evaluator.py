@@ -70,6 +70,9 @@ _NUMERIC_OPS = {"gt": operator.gt, "gte": operator.ge, "lt": operator.lt, "lte":
 _SEMVER_OPS = {"semver_eq": operator.eq, "semver_gt": operator.gt, "semver_lt": operator.lt}
 _INSTANT_OPS = {"before": operator.lt, "after": operator.gt}
 _SEGMENT_OPS = frozenset({"in_segment", "not_in_segment"})
+MATCH_INPUT_LIMIT = 4096
+"""The longest value, in bytes of UTF-8, that a `matches` condition tests (docs/spec.md §5, "Limits")."""
+
 _STRING_OPS = ("eq", "neq", "in", "not_in", "contains", "starts_with", "ends_with", "matches")
 _OPERATORS = frozenset({*_STRING_OPS, *_NUMERIC_OPS, *_SEMVER_OPS, *_INSTANT_OPS, *_SEGMENT_OPS})
 
@@ -991,7 +994,8 @@ class _Loader:
             except (re.error, RecursionError, OverflowError) as exc:
                 scope.warn(f"{rel}.values[0]", f"bad regular expression {first!r} ({exc}); the condition never matches")
                 return None
-            return lambda v: search(v) is not None
+            # docs/spec.md §5, "Limits": a value over the input limit is not tested, and does not match.
+            return lambda v: len(v.encode("utf-8", "surrogatepass")) <= MATCH_INPUT_LIMIT and search(v) is not None
         if op in _NUMERIC_OPS:
             b, compare = _number(first), _NUMERIC_OPS[op]
             if b is None:

@@ -17,6 +17,12 @@ The rows:
   accepts and never answers; the longest retry wait until the first success during an outage (the
   cold-start cap); how many publishes an unchanged body without an ETag causes; `stop()` during a
   hung request.
+- hostile document memory: peak RSS of a fresh process that loads the worst documents of the largest
+  body a client accepts (16 MiB: patterns that compile large, distinct and repeated) and evaluates them
+  from 4 threads (docs/spec.md §6, "Pattern limits");
+- worst evaluation: the slowest single evaluation over adversarial documents and contexts (the widest
+  patterns at the budget against 4 KiB of input, a 60-level segment tower, 20,000 prerequisites), and the
+  longest the GIL was held meanwhile, as seen by a thread that ticks every millisecond.
 
 Exits non-zero when a check fails its bound. Linux only (it reads /proc/self).
 """
@@ -403,6 +409,233 @@ def sync_rows(quick: bool) -> list[Row]:
     ]
 
 
+# --- resource bounds (docs/spec.md §6, "Pattern limits" and "Evaluation time") ---------------------------
+
+MAX_BODY_BYTES = 16 * 1024 * 1024
+# The promise: pattern memory is at most 16 MiB per document plus 16 MiB per further thread; with the
+# document's own definitions (16 MiB of JSON, kept for get_config()) and the interpreter, 4 threads stay
+# well under this.
+HOSTILE_RSS_BOUND_MB = 400.0
+WORST_EVALUATION_BOUND_S = 2.0
+# 2 ms of evaluation at most (docs/spec.md §6) plus the interpreter's 5 ms switch interval, with room for a
+# shared, noisy machine.
+GIL_HOLD_BOUND_S = 0.02
+
+
+def _fill(condition: str, *, distinct: bool) -> str:
+    """A flag document just under the largest body, made of one kind of condition."""
+    head, tail = '{"format": 2, "flags": [{"key": "hostile", "enabled": true, "rules": [', "]}]}"
+    parts, size, i = [], len(head) + len(tail), 0
+    while True:
+        text = condition.replace("{i}", str(i) if distinct else "")
+        rule = '{"conditions": [' + text + "]}"
+        if size + len(rule) + 1 > MAX_BODY_BYTES:
+            break
+        parts.append(rule)
+        size += len(rule) + 1
+        i += 1
+    return head + ",".join(parts) + tail
+
+
+HOSTILE_DOCUMENTS = {
+    # Each compiles to about 0.9 MB (Unicode classes): 2,000 of them once took 1.85 GB.
+    "large patterns, distinct": r'{"attribute": "ua", "operator": "matches", "values": ["^\\w{16}-{i}$"]}',
+    "large patterns, repeated": r'{"attribute": "ua", "operator": "matches", "values": ["\\w{16}"]}',
+    "wide patterns, distinct": r'{"attribute": "ua", "operator": "matches", "values": ["1[01]{1000}[^01]{i}"]}',
+    "small patterns, distinct": r'{"attribute": "ua", "operator": "matches", "values": ["^a{i}b"]}',
+}
+
+
+def _hostile_child(name: str) -> None:
+    """In a fresh process: load one hostile document, evaluate it from 4 threads, print figures as JSON."""
+    import threading
+
+    document = _fill(HOSTILE_DOCUMENTS[name], distinct="distinct" in name)
+    before = rss_kb()
+    evaluator = FlagEvaluator()
+    started = time.monotonic()
+    evaluator.update_json(document)
+    load_s = time.monotonic() - started
+    del document
+    ctx = EvalContext("u", properties={"ua": "1" * 4096})
+
+    def evaluate() -> None:
+        for _ in range(3):
+            evaluator.is_enabled("hostile", ctx)
+
+    threads = [threading.Thread(target=evaluate) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    peak_kb = 0
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            peak_kb = int(line.split()[1])
+    print(
+        json.dumps(
+            {
+                "load_s": load_s,
+                "before_mb": before / 1024,
+                "peak_mb": peak_kb / 1024,
+                "warnings": len(evaluator.warnings),
+            }
+        )
+    )
+
+
+def check_hostile_memory() -> Row:
+    started = time.monotonic()
+    figures: list[str] = []
+    worst_peak, worst_load, ok = 0.0, 0.0, True
+    for name in HOSTILE_DOCUMENTS:
+        result = subprocess.run(
+            [sys.executable, __file__, "--hostile-child", name],
+            capture_output=True,
+            text=True,
+            check=False,
+            timeout=600,
+        )
+        if result.returncode != 0:
+            ok = False
+            figures.append(f"{name}: exit {result.returncode} {result.stderr.strip()[-200:]}")
+            continue
+        out = json.loads(result.stdout.strip().splitlines()[-1])
+        worst_peak, worst_load = max(worst_peak, out["peak_mb"]), max(worst_load, out["load_s"])
+        figures.append(f"{name}: peak {out['peak_mb']:.0f} MB, load {out['load_s']:.2f} s")
+    ok = ok and worst_peak <= HOSTILE_RSS_BOUND_MB
+    figure = (
+        f"worst peak RSS {worst_peak:.0f} MB (bound {HOSTILE_RSS_BOUND_MB:.0f}), worst load {worst_load:.2f} s, "
+        f"16 MiB documents, 4 threads; " + "; ".join(figures)
+    )
+    return Row("hostile document memory", figure, "ok" if ok else "FAIL", time.monotonic() - started)
+
+
+def _adversarial_cases() -> list[tuple[str, str, EvalContext]]:
+    wide = [{"attribute": "v", "operator": "matches", "values": [f"1[01]{{1000}}[^01]{i:x}"]} for i in range(16)]
+    tower = []
+    for i in range(60):
+        nxt = {"attribute": "user_id", "operator": "in_segment", "values": [f"s{i + 1}"]}
+        rules = [{"conditions": [nxt, {"attribute": "user_id", "operator": "eq", "values": [x]}]} for x in ("a", "b")]
+        tower.append({"key": f"s{i}", "rules": rules if i < 59 else [{"conditions": []}]})
+    prerequisites = [{"key": f"p{i}", "enabled": True} for i in range(20_000)]
+    return [
+        (
+            "16 widest patterns, 4 KiB of 1s",
+            json.dumps(
+                {"format": 2, "flags": [{"key": "f", "enabled": True, "rules": [{"conditions": [c]} for c in wide]}]}
+            ),
+            EvalContext("u", properties={"v": "1" * 4096}),
+        ),
+        (
+            "60-level segment tower",
+            json.dumps(
+                {
+                    "format": 2,
+                    "segments": tower,
+                    "flags": [
+                        {
+                            "key": "f",
+                            "enabled": True,
+                            "rules": [
+                                {
+                                    "conditions": [
+                                        {"attribute": "user_id", "operator": "not_in_segment", "values": ["s0"]}
+                                    ]
+                                }
+                            ],
+                        }
+                    ],
+                }
+            ),
+            EvalContext("zed"),
+        ),
+        (
+            "20,000 prerequisites",
+            json.dumps(
+                {
+                    "format": 2,
+                    "flags": [
+                        *prerequisites,
+                        {"key": "f", "enabled": True, "prerequisites": [{"key": f"p{i}"} for i in range(20_000)]},
+                    ],
+                }
+            ),
+            EvalContext("u"),
+        ),
+        (
+            "a pattern against a 16 MB value",
+            json.dumps(
+                {
+                    "format": 2,
+                    "flags": [
+                        {
+                            "key": "f",
+                            "enabled": True,
+                            "rules": [
+                                {
+                                    "conditions": [
+                                        {"attribute": "v", "operator": "matches", "values": ["1[01]{1000}[^01]"]}
+                                    ]
+                                }
+                            ],
+                        }
+                    ],
+                }
+            ),
+            EvalContext("u", properties={"v": "1" * (16 << 20)}),
+        ),
+    ]
+
+
+def check_worst_evaluation() -> Row:
+    import threading
+
+    started = time.monotonic()
+    figures, worst, worst_gap, worst_explain = [], 0.0, 0.0, 0.0
+    for name, document, ctx in _adversarial_cases():
+        evaluator = FlagEvaluator()
+        evaluator.update_json(document)
+        evaluator.is_enabled("f", ctx)  # warm: the pattern caches
+        # A thread that ticks every millisecond: its longest gap is how long the GIL was kept from it
+        # (plus up to the interpreter's 5 ms switch interval, which the loop below also holds).
+        stop, gaps = threading.Event(), [0.0]
+
+        def tick(stop: threading.Event = stop, gaps: list[float] = gaps) -> None:
+            last = time.perf_counter()
+            while not stop.is_set():
+                time.sleep(0.001)
+                now = time.perf_counter()
+                gaps[0] = max(gaps[0], now - last)
+                last = now
+
+        ticker = threading.Thread(target=tick)
+        ticker.start()
+        time.sleep(0.05)
+        slowest = 0.0
+        for _ in range(5):
+            t0 = time.perf_counter()
+            evaluator.is_enabled("f", ctx)
+            slowest = max(slowest, time.perf_counter() - t0)
+            t0 = time.perf_counter()
+            evaluator.evaluate("f", ctx)
+            slowest = max(slowest, time.perf_counter() - t0)
+        stop.set()
+        ticker.join()
+        t0 = time.perf_counter()
+        evaluator.explain("f", ctx)
+        explain = time.perf_counter() - t0
+        worst, worst_gap, worst_explain = max(worst, slowest), max(worst_gap, gaps[0]), max(worst_explain, explain)
+        figures.append(f"{name}: {slowest * 1e3:.1f} ms (GIL kept {gaps[0] * 1e3:.1f} ms)")
+    ok = worst <= WORST_EVALUATION_BOUND_S and worst_gap <= GIL_HOLD_BOUND_S
+    figure = (
+        f"worst single evaluation {worst * 1e3:.1f} ms (bound {WORST_EVALUATION_BOUND_S * 1e3:.0f}), "
+        f"longest the GIL was kept from another thread {worst_gap * 1e3:.1f} ms (bound {GIL_HOLD_BOUND_S * 1e3:.0f}), "
+        f"worst explain() {worst_explain * 1e3:.1f} ms; " + "; ".join(figures)
+    )
+    return Row("worst evaluation", figure, "ok" if ok else "FAIL", time.monotonic() - started)
+
+
 # --- main -------------------------------------------------------------------------------------------
 
 
@@ -421,7 +654,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--fuzz-seconds", type=int, default=0, help="run the fuzzer this long first")
     parser.add_argument("--fuzz-log", help="read fuzz figures from this libFuzzer log instead")
     parser.add_argument("--skip-hostile", action="store_true", help="leave out the hostile-input module")
+    parser.add_argument("--hostile-child", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
+    if args.hostile_child:
+        _hostile_child(args.hostile_child)
+        return 0
 
     if args.quick:
         evaluations, updates, stress_seconds, cycles = 1_000_000, 1_000, 3.0, 100
@@ -436,6 +673,8 @@ def main(argv: list[str] | None = None) -> int:
     rows.append(memory)
     rows.append(check_start_stop(cycles))
     rows.extend(sync_rows(args.quick))
+    rows.append(check_hostile_memory())
+    rows.append(check_worst_evaluation())
 
     print_table(rows, "quick" if args.quick else "full")
     curve = ", ".join(f"{mb:.1f}" for _, mb in samples[:: max(1, len(samples) // 10)])

@@ -5,7 +5,7 @@
 
 1. copies FILE to a temporary directory and serves the copy: `python -m ferroflag serve COPY --port 0`;
 2. starts examples/fastapi_app.py on a free loopback port, syncing from that service every 0.5 s;
-3. asks the app, as six users (headers x-user-id, x-plan, cf-ipcountry, x-user-email), for /checkout
+3. asks the app, as six users (each logged in by a bearer token from examples/users.json), for /checkout
    (gated by new-checkout), /theme (dark-mode's variant) and /dashboard (the app's own reasons), and prints
    each answer next to why, from `FlagEvaluator.explain()` on the same file;
 4. raises new-checkout's rollout to 50% in the copy (write a temporary file, rename it over), shows the
@@ -38,14 +38,20 @@ from typing import Any, TypeVar
 from ferroflag import EvalContext, FlagEvaluator
 
 EXAMPLES = Path(__file__).resolve().parent
-USERS = [
-    EvalContext("alice", email="alice@example.com", plan="free", country="US"),
-    EvalContext("bob", plan="enterprise", country="DE", properties={"beta": True, "app_version": "2.4.1"}),
-    EvalContext("carol", plan="team", country="FR", properties={"app_version": "2.2.0"}),
-    EvalContext("dave", plan="free", country="GB", properties={"beta": True, "app_version": "2.3.0"}),
-    EvalContext("erin", plan="free", country="NL"),
-    EvalContext("frank", plan="pro", country="US", properties={"beta": "true", "app_version": "v3.0.0"}),
-]
+USERS_FILE = EXAMPLES / "users.json"  # the example app's user table: the same users, the same attributes
+
+
+def load_users(path: Path = USERS_FILE) -> list[tuple[EvalContext, str]]:
+    """Each user's context, as the app builds it from its table, and the bearer token that logs them in."""
+    users = []
+    for user in json.loads(path.read_text())["users"]:
+        fields = {name: user[name] for name in ("email", "plan", "country") if name in user}
+        users.append((EvalContext(user["id"], properties=user.get("properties", {}), **fields), user["token"]))
+    return users
+
+
+USERS = [ctx for ctx, _ in load_users()]
+TOKENS = {ctx.user_id: token for ctx, token in load_users()}
 GATED, VARIANT, DASHBOARD = "new-checkout", "dark-mode", ("new-checkout", "dark-mode", "eu-pricing")
 FLAG = {"GET /checkout": GATED, "GET /theme": VARIANT, "eu-pricing": "eu-pricing"}  # the flag behind each column
 NEW_PERCENTAGE = 50
@@ -80,14 +86,9 @@ def get_json(url: str, headers: dict[str, str] | None = None) -> Any:
 
 
 def headers_of(ctx: EvalContext) -> dict[str, str]:
-    """The request headers the example app builds its context from (see `ferroflag.fastapi.CONTEXT_HEADERS`)."""
-    fields = {"x-user-id": ctx.user_id, "x-user-email": ctx.email, "x-plan": ctx.plan, "cf-ipcountry": ctx.country}
-    return {name: value for name, value in fields.items() if value}
-
-
-def as_app_sees(ctx: EvalContext) -> EvalContext:
-    """Headers carry no properties: the app's context for this user has none."""
-    return EvalContext(ctx.user_id, email=ctx.email, plan=ctx.plan, country=ctx.country)
+    """The request headers of this user's requests: their login token. The app looks the user up and
+    builds the flags' context from its own table; a header such as x-plan would count for nothing."""
+    return {"authorization": f"Bearer {TOKENS[ctx.user_id]}"}
 
 
 # --- what a user sees: over HTTP, and as the evaluator predicts it --------------------------------------
@@ -104,7 +105,7 @@ def ask(app: str, evaluator: FlagEvaluator, ctx: EvalContext) -> dict[str, str]:
     dashboard = get_json(f"{app}/dashboard", headers)
     seen = (status, json.loads(body).get("variant", ""), theme, dashboard)
 
-    local = as_app_sees(ctx)
+    local = ctx
     gate = evaluator.evaluate(GATED, local)
     results = {key: evaluator.evaluate(key, local) for key in DASHBOARD}
     expected = (
@@ -125,7 +126,7 @@ def ask(app: str, evaluator: FlagEvaluator, ctx: EvalContext) -> dict[str, str]:
 
 def why(evaluator: FlagEvaluator, key: str, ctx: EvalContext) -> str:
     """One line from `explain()`: the rule that applied, or the rollout bucket against the percentage."""
-    trace = evaluator.explain(key, as_app_sees(ctx))
+    trace = evaluator.explain(key, ctx)
     if trace is None:
         return "no such flag"
     reason = trace["reason"]

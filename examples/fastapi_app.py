@@ -6,31 +6,71 @@
     FERROFLAG_URL=http://127.0.0.1:8080 uvicorn examples.fastapi_app:app   # from `ferroflag serve flags.json`
 
 FERROFLAG_URL is polled at FERROFLAG_PATH (default `/api/flags`; empty: the URL is the document itself)
-every FERROFLAG_INTERVAL seconds (default 10). The request context comes from headers:
+every FERROFLAG_INTERVAL seconds (default 10). The flags are evaluated for the logged-in user: a bearer
+token from `examples/users.json` (the app's user table) names the user, whose plan, country and email
+come from that table, never from what the client sends:
 
-    curl -H 'x-user-id: alice' -H 'x-plan: enterprise' localhost:8000/checkout   # on: rule for enterprise
-    curl -H 'x-user-id: bob' localhost:8000/checkout                             # 404 for most users
-    curl -H 'x-user-id: bob' localhost:8000/theme
-    curl -H 'x-user-id: bob' -H 'cf-ipcountry: DE' localhost:8000/dashboard
+    curl -H 'Authorization: Bearer bob-token' localhost:8000/checkout     # on: bob is on the enterprise plan
+    curl -H 'Authorization: Bearer erin-token' localhost:8000/checkout    # 404 for most users
+    curl -H 'x-plan: enterprise' localhost:8000/checkout                  # 404: signed out, headers count for nothing
+    curl -H 'Authorization: Bearer bob-token' localhost:8000/dashboard
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import os
 from pathlib import Path
 from typing import Annotated, Any
 
-from fastapi import Depends, FastAPI
-from ferroflag import EvalResult, FlagEvaluator, FlagFileWatcher, FlagSyncClient
-from ferroflag.fastapi import FerroflagFastAPI, FlagsDep, SyncSource, require_flag, setup
+from fastapi import Depends, FastAPI, Header
+from ferroflag import EvalContext, EvalResult, FlagEvaluator, FlagFileWatcher, FlagSyncClient
+from ferroflag.fastapi import FerroflagFastAPI, FlagDependencies, Flags, setup
+from ferroflag.sources import FlagSource
 
 DEFAULT_FLAGS = Path(__file__).with_name("flags.json")
+USERS_FILE = Path(__file__).with_name("users.json")
 DASHBOARD_FLAGS = ("new-checkout", "dark-mode", "eu-pricing")
 THEMES = {"midnight": "#0b1021", "slate": "#2f3640", "": "#ffffff"}
 
 
-def sync_from_env(evaluator: FlagEvaluator, env: dict[str, str] | None = None) -> SyncSource:
+def load_users(path: Path = USERS_FILE) -> dict[str, dict[str, Any]]:
+    """The user table, by login token."""
+    return {user["token"]: user for user in json.loads(path.read_text())["users"]}
+
+
+USERS = load_users()
+
+
+# --- who is logged in, and so who the flags are for ------------------------------------------------------
+
+
+async def current_user(authorization: Annotated[str, Header()] = "") -> dict[str, Any] | None:
+    """The logged-in user (the app's auth dependency: here a bearer token looked up in the table), or None."""
+    scheme, _, token = authorization.partition(" ")
+    return USERS.get(token) if scheme.lower() == "bearer" else None
+
+
+async def flag_context(user: Annotated[dict[str, Any] | None, Depends(current_user)]) -> EvalContext:
+    """The flags' context from the user's record: nothing in it comes from the client."""
+    if user is None:
+        return EvalContext("")  # signed out: an anonymous context (rules on plan or email never match)
+    return EvalContext(
+        user["id"],
+        email=user.get("email", ""),
+        plan=user.get("plan", ""),
+        country=user.get("country", ""),
+        properties=user.get("properties", {}),
+    )
+
+
+# Once, next to the auth dependencies: every gate and handler below evaluates for this context.
+flag_deps = FlagDependencies(context=flag_context)
+UserFlags = Annotated[Flags, Depends(flag_deps.get_flags)]
+
+
+def sync_from_env(evaluator: FlagEvaluator, env: dict[str, str] | None = None) -> FlagSource:
     """The flag source the environment names: FERROFLAG_URL (a flag service or a static document),
     else FERROFLAG_FILE, else `examples/flags.json`."""
     env = dict(os.environ) if env is None else env
@@ -44,33 +84,33 @@ def sync_from_env(evaluator: FlagEvaluator, env: dict[str, str] | None = None) -
     return FlagFileWatcher(evaluator, env.get("FERROFLAG_FILE") or DEFAULT_FLAGS)
 
 
-def create_app(evaluator: FlagEvaluator | None = None, sync: SyncSource | None = None) -> FastAPI:
+def create_app(evaluator: FlagEvaluator | None = None, sync: FlagSource | None = None) -> FastAPI:
     """The app; with no `sync`, the source comes from the environment (`sync_from_env`)."""
     evaluator = FlagEvaluator() if evaluator is None else evaluator
     app = FastAPI(title="ferroflag example")
-    # The lifespan starts the sync in each worker and stops it at shutdown.
-    setup(app, evaluator, sync=sync_from_env(evaluator) if sync is None else sync)
+    # The app's flag context, once; the lifespan starts the sync in each worker and stops it at shutdown.
+    setup(app, evaluator, context=flag_deps, sync=sync_from_env(evaluator) if sync is None else sync)
 
-    @app.get("/checkout", dependencies=[Depends(require_flag("new-checkout"))])
-    async def checkout(flags: FlagsDep) -> dict[str, str]:
+    @app.get("/checkout", dependencies=[Depends(flag_deps.require_flag("new-checkout"))])
+    async def checkout(flags: UserFlags) -> dict[str, str]:
         """The new checkout: 404 for users the flag is off for."""
         return {"checkout": "new", "variant": flags.variant("new-checkout")}
 
     @app.get("/theme")
-    async def theme(flags: FlagsDep) -> dict[str, str]:
+    async def theme(flags: UserFlags) -> dict[str, str]:
         """The variant picks the theme; users the flag is off for get the light one."""
         variant = flags.variant("dark-mode")
         return {"theme": variant or "light", "background": THEMES.get(variant, THEMES[""])}
 
     @app.get("/pricing")
     def pricing(
-        result: Annotated[EvalResult, Depends(require_flag("eu-pricing", detail="EU pricing only"))],
+        result: Annotated[EvalResult, Depends(flag_deps.require_flag("eu-pricing", detail="EU pricing only"))],
     ) -> dict[str, str]:
         """A sync endpoint gated with the flag's result as a parameter."""
         return {"currency": result.variant}
 
     @app.get("/dashboard")
-    async def dashboard(flags: FlagsDep) -> dict[str, dict[str, Any]]:
+    async def dashboard(flags: UserFlags) -> dict[str, dict[str, Any]]:
         """What this user sees, flag by flag (each evaluated once for the request)."""
         return {
             key: {"enabled": flags.is_enabled(key), "variant": flags.variant(key), "reason": flags.evaluate(key).reason}

@@ -22,7 +22,7 @@ scratch="$(mktemp -d)"
 trap 'rm -rf "$scratch"' EXIT
 status=0
 "target/$target/release/document" "$scratch" corpus/document \
-  -max_total_time="$seconds" -max_len=4096 -timeout=10 -rss_limit_mb=2048 -print_final_stats=1 \
+  -max_total_time="$seconds" -max_len=4096 -timeout=5 -rss_limit_mb=1024 -print_final_stats=1 \
   -artifact_prefix=artifacts/document/ >"$log" 2>&1 || status=$?
 grep -E "INITED|DONE|ERROR|panicked|deadly|Test unit|number_of_executed_units" "$log" || true
 exit "$status"

@@ -24,7 +24,37 @@ def seeds() -> list[bytes]:
         # Each flag on its own too: small inputs that the fuzzer mutates fastest.
         out.extend(json.dumps([flag], ensure_ascii=False).encode() for flag in flags[:12])
     out.extend(entry["text"].encode("utf-8", "surrogatepass") for entry in cases["invalid_documents"])
+    out.extend(hostile())
     return out
+
+
+def hostile() -> list[bytes]:
+    """Shapes that once exhausted time or memory (docs/spec.md §6, "Limits"), small enough for the fuzzer's
+    4 KiB inputs: run.sh's per-input timeout and RSS limit turn a regression into a crash."""
+
+    def matches(pattern: str) -> dict[str, object]:
+        return {"attribute": "ua", "operator": "matches", "values": [pattern]}
+
+    def flag(*conditions: dict[str, object]) -> dict[str, object]:
+        return {"key": "f", "enabled": True, "rules": [{"conditions": [c]} for c in conditions]}
+
+    tower = [
+        {
+            "key": f"s{i}",
+            "rules": [
+                {"conditions": [{"operator": "in_segment", "values": [f"s{i + 1}"]}, {"attribute": "a", "values": [x]}]}
+                for x in "xy"
+            ],
+        }
+        for i in range(18)
+    ]
+    documents = [
+        {"format": 2, "segments": tower, "flags": [flag({"operator": "in_segment", "values": ["s0"]})]},
+        {"format": 2, "flags": [flag(*(matches(rf"\w{{16}}{i}") for i in range(40)))]},
+        {"format": 2, "flags": [flag(matches("1[01]{1000}[^01]"), matches("1[01]{5000}[^01]"), matches(r"\w{64}"))]},
+        {"format": 2, "flags": [flag(matches("(a|aa)*b"), matches("((a+)+)+c"), matches("(" * 240 + ")" * 240))]},
+    ]
+    return [json.dumps(d, separators=(",", ":")).encode() for d in documents]
 
 
 def main() -> None:

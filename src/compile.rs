@@ -3,6 +3,7 @@
 //! prerequisite graph checked, hash states seeded with the flag key, and every load warning of
 //! docs/spec.md §6 found here once.
 
+use std::cell::RefCell;
 use std::collections::HashMap;
 use std::sync::Arc;
 
@@ -14,11 +15,20 @@ use crate::context::Attribute;
 use crate::document::{Document, FlagDef, Metadata, Parsed, RuleDef, SegmentDef};
 use crate::error::{ItemKind, Location, Warning, quote};
 use crate::eval::bucket::{self, Seed};
-use crate::eval::matcher::{Matcher, MatcherProblem, Segment, SegmentLookup, SegmentRef};
+use crate::eval::matcher::{CompileScope, Matcher, MatcherProblem, Segment, SegmentRef};
+use crate::eval::pattern::{
+    DOCUMENT_PATTERN_MEMORY, DOCUMENT_PATTERN_WIDTH, PATTERN_MEMORY_LIMIT, PATTERN_WIDTH_LIMIT, Pattern,
+    PatternProblem, Patterns,
+};
 
 /// Prerequisite chains longer than this are refused (docs/spec.md §6): evaluation recurses once
 /// per level, and a bound keeps that recursion small whatever the document.
 pub const MAX_PREREQUISITE_DEPTH: usize = 32;
+
+/// An evaluation whose estimated worst case exceeds this many nanoseconds is *slow*: callers
+/// that hold a lock others wait on (the Python bindings and the GIL) release it meanwhile. Well
+/// under `CPython`'s 5 ms switch interval, and far above what almost every flag can take.
+pub const SLOW_EVALUATION_NANOS: u64 = 2_000_000;
 
 /// Every flag of one document, ready to evaluate, with the warnings its loading produced.
 #[derive(Debug, Default)]
@@ -118,6 +128,11 @@ pub(crate) struct Prerequisite {
 #[repr(C)]
 pub(crate) struct CompiledFlag {
     pub(crate) enabled: bool,
+    /// Its segments name segments so often that each is tested once per evaluation and
+    /// remembered (docs/spec.md §3, "Limits").
+    pub(crate) memoize_segments: bool,
+    /// `worst_case_nanos` is over [`SLOW_EVALUATION_NANOS`]: read first, by every evaluation.
+    pub(crate) slow: bool,
     /// On a prerequisite cycle or too deep a chain, or with prerequisites to check.
     pub(crate) has_prerequisites: bool,
     /// On a prerequisite cycle or too deep a chain: answers `prerequisite_failed` once enabled.
@@ -132,6 +147,9 @@ pub(crate) struct CompiledFlag {
     pub(crate) off: Served,
     /// The definition this was compiled from, for `get_config()` and round trips.
     pub(crate) def: Box<FlagDef>,
+    /// The estimated worst-case nanoseconds of one evaluation, whatever the context: its
+    /// conditions, the segments and prerequisites they reach, and their patterns at their limits.
+    pub(crate) worst_case_nanos: u64,
 }
 
 impl FlagSet {
@@ -146,7 +164,8 @@ impl FlagSet {
             metadata,
         } = document;
         let mut warnings = Warnings(warnings);
-        let compiled_segments = compile_segments(&segments, &mut warnings);
+        let patterns = RefCell::new(Patterns::default());
+        let (compiled_segments, segments_cost) = compile_segments(&segments, &patterns, &mut warnings);
 
         // A later duplicate key replaces the earlier flag and keeps its place (docs/spec.md §1):
         // `positions` maps each key to its slot in `entries`, which is the final flag order.
@@ -166,24 +185,22 @@ impl FlagSet {
                 entries.push((index, def));
             }
         }
-        // A replaced flag is still checked, so its problems are reported where it was written.
-        for (index, def) in replaced {
-            drop(compile_flag(
-                def,
-                index,
-                false,
-                &positions,
-                &compiled_segments,
-                &mut warnings,
-            ));
-        }
-
         let broken = check_prerequisites(&positions, &entries, &mut warnings);
+        let scope = Scope {
+            segments: &compiled_segments,
+            patterns: &patterns,
+        };
         let mut flags = IndexMap::with_capacity_and_hasher(entries.len(), FxBuildHasher);
         for ((key, _), ((index, def), broken)) in positions.iter().zip(entries.into_iter().zip(broken)) {
-            let flag = compile_flag(def, index, broken, &positions, &compiled_segments, &mut warnings);
+            let flag = compile_flag(def, index, broken, &positions, &scope, &mut warnings);
             flags.insert(Arc::clone(key), flag);
         }
+        // A replaced flag is still checked, so its problems are reported where it was written; it
+        // comes after the live flags, so its patterns never take the budget from theirs.
+        for (index, def) in replaced {
+            drop(compile_flag(def, index, false, &positions, &scope, &mut warnings));
+        }
+        estimate_costs(&mut flags, segments_cost);
         Self {
             flags,
             warnings: warnings.0,
@@ -271,7 +288,7 @@ impl Warnings {
 /// Compiles a list of conditions, warning about each that can never match.
 fn compile_conditions(
     conditions: &[crate::document::ConditionDef],
-    lookup: &dyn SegmentLookup,
+    scope: &dyn CompileScope,
     at: &dyn Fn(&str) -> Location,
     base: &dyn Fn() -> String,
     warnings: &mut Warnings,
@@ -280,7 +297,7 @@ fn compile_conditions(
         .iter()
         .enumerate()
         .map(|(k, c)| {
-            let (matcher, problem, unknown_segments) = Matcher::compile(c, lookup);
+            let (matcher, problem, unknown_segments) = Matcher::compile(c, scope);
             if problem.is_none() && unknown_segments.is_empty() {
                 return matcher;
             }
@@ -291,10 +308,26 @@ fn compile_conditions(
                     at(&format!("{path}.operator")),
                     format!("unknown operator {}; the condition never matches", quote(&op)),
                 ),
-                Some(MatcherProblem::BadPattern(e)) => warnings.push(
-                    at(&format!("{path}.values[0]")),
-                    format!("pattern does not compile ({e}); the condition never matches"),
-                ),
+                Some(MatcherProblem::Pattern(problem)) => warnings.push(at(&format!("{path}.values[0]")), {
+                    let why = match problem {
+                        PatternProblem::Syntax(e) => format!("pattern does not compile ({e})"),
+                        PatternProblem::TooWide(width) => format!(
+                            "pattern is {width} wide (places a match can be at once), more than the limit of {PATTERN_WIDTH_LIMIT}"
+                        ),
+                        PatternProblem::TooLarge => format!(
+                            "pattern compiles to more than {} KiB (write (?-u) before Unicode classes such as \\w or \\d to make them ASCII and small)",
+                            PATTERN_MEMORY_LIMIT >> 10
+                        ),
+                        PatternProblem::OverBudget("width") => format!(
+                            "the document's patterns already use its width budget ({DOCUMENT_PATTERN_WIDTH}); the first written are kept"
+                        ),
+                        PatternProblem::OverBudget(_) => format!(
+                            "the document's patterns already use its pattern memory ({} MiB with their search caches); the first written are kept",
+                            DOCUMENT_PATTERN_MEMORY >> 20
+                        ),
+                    };
+                    format!("{why}; the condition never matches")
+                }),
                 Some(MatcherProblem::BadInstant) if c.values.is_empty() => warnings.push(
                     at(&format!("{path}.values")),
                     "needs an instant to compare with; the condition never matches",
@@ -332,19 +365,32 @@ fn segment_references<'a>(
 /// Compiled segments by key; `None` marks a segment on a cycle.
 type SegmentTable = HashMap<String, Option<Arc<Segment>>>;
 
-struct Lookup<'a>(&'a SegmentTable);
+/// What conditions read while they compile: the segments compiled so far and the document's patterns.
+struct Scope<'a> {
+    segments: &'a SegmentTable,
+    patterns: &'a RefCell<Patterns>,
+}
 
-impl SegmentLookup for Lookup<'_> {
+impl CompileScope for Scope<'_> {
     fn segment(&self, key: &str) -> SegmentRef {
-        match self.0.get(key) {
+        match self.segments.get(key) {
             None => SegmentRef::Unknown,
             Some(None) => SegmentRef::Cyclic,
             Some(Some(segment)) => SegmentRef::Usable(Arc::clone(segment)),
         }
     }
+
+    fn pattern(&self, pattern: &str) -> Result<Arc<Pattern>, PatternProblem> {
+        self.patterns.borrow_mut().get(pattern)
+    }
 }
 
-fn compile_segments(segments: &[SegmentDef], warnings: &mut Warnings) -> SegmentTable {
+/// Compiles the segments; also gives what testing every live segment once costs at most.
+fn compile_segments(
+    segments: &[SegmentDef],
+    patterns: &RefCell<Patterns>,
+    warnings: &mut Warnings,
+) -> (SegmentTable, u64) {
     // The last definition of each key wins, as for flags.
     let mut latest: IndexMap<&str, usize> = IndexMap::new();
     for (i, segment) in segments.iter().enumerate() {
@@ -374,6 +420,7 @@ fn compile_segments(segments: &[SegmentDef], warnings: &mut Warnings) -> Segment
             table.insert(segments[i].key.clone(), None);
         }
     }
+    let mut cost = 0u64;
     // Dependencies first, so each segment's conditions can hold the segments they name.
     for &node in &graph.order {
         if graph.cyclic[node] {
@@ -382,18 +429,18 @@ fn compile_segments(segments: &[SegmentDef], warnings: &mut Warnings) -> Segment
         let i = latest[node];
         let def = &segments[i];
         let at = |path: &str| Location::item(ItemKind::Segment, i, Some(&def.key), path);
+        let scope = Scope {
+            segments: &table,
+            patterns,
+        };
         let rules = def
             .rules
             .iter()
             .enumerate()
-            .map(|(r, conditions)| {
-                compile_conditions(conditions, &Lookup(&table), &at, &|| format!("rules[{r}]"), warnings)
-            })
+            .map(|(r, conditions)| compile_conditions(conditions, &scope, &at, &|| format!("rules[{r}]"), warnings))
             .collect();
-        let segment = Segment {
-            key: def.key.as_str().into(),
-            rules,
-        };
+        let segment = Segment::new(def.key.as_str().into(), rules);
+        cost = cost.saturating_add(segment.direct_cost);
         table.insert(def.key.clone(), Some(Arc::new(segment)));
     }
     // A segment no condition will read — replaced by a later duplicate, or on a cycle — is still
@@ -407,17 +454,81 @@ fn compile_segments(segments: &[SegmentDef], warnings: &mut Warnings) -> Segment
             continue;
         }
         let at = |path: &str| Location::item(ItemKind::Segment, i, Some(&def.key), path);
+        let scope = Scope {
+            segments: &table,
+            patterns,
+        };
         for (r, conditions) in def.rules.iter().enumerate() {
             drop(compile_conditions(
                 conditions,
-                &Lookup(&table),
+                &scope,
                 &at,
                 &|| format!("rules[{r}]"),
                 warnings,
             ));
         }
     }
-    table
+    (table, cost)
+}
+
+/// A flag's cost with its prerequisites, each counted where it is named (the walk memoizes them,
+/// so this is an upper bound). Chains are at most `MAX_PREREQUISITE_DEPTH` long once broken ones
+/// are cut, so the recursion is shallow.
+fn with_prerequisites(
+    node: usize,
+    flags: &IndexMap<Arc<str>, CompiledFlag, FxBuildHasher>,
+    own: &[u64],
+    done: &mut [Option<u64>],
+) -> u64 {
+    if let Some(known) = done[node] {
+        return known;
+    }
+    let Some((_, flag)) = flags.get_index(node) else {
+        return 0;
+    };
+    let mut cost = own[node];
+    if !flag.prerequisites_broken {
+        for p in &flag.prerequisites {
+            if let Some(dependency) = p.flag {
+                cost = cost.saturating_add(with_prerequisites(dependency, flags, own, done));
+            }
+        }
+    }
+    done[node] = Some(cost);
+    cost
+}
+
+/// Sets each flag's worst-case evaluation time and whether it memoizes segments.
+///
+/// Tested anew each time it is named, a segment that names another twice doubles the work at each
+/// level: 40 levels would take hours. Tested once per evaluation and remembered, every segment
+/// and flag of the document costs at most once, so no evaluation costs more than `total`. Flags
+/// that could cost more without memoizing memoize; the others keep the cheaper walk.
+fn estimate_costs(flags: &mut IndexMap<Arc<str>, CompiledFlag, FxBuildHasher>, segments_cost: u64) {
+    // Measured: a flag with 20,000 prerequisites (each an answer to find, keep and compare)
+    // evaluates in about 2 ms.
+    const ANSWER_COST: u64 = 150;
+    let own = |flag: &CompiledFlag, cost: fn(&Matcher) -> u64| {
+        flag.rules
+            .iter()
+            .flat_map(|rule| rule.conditions.iter())
+            .map(cost)
+            .fold(ANSWER_COST, u64::saturating_add)
+    };
+    let total = flags
+        .values()
+        .map(|flag| own(flag, Matcher::direct_cost))
+        .fold(segments_cost, u64::saturating_add);
+    let own: Vec<u64> = flags.values().map(|flag| own(flag, Matcher::cost)).collect();
+    let mut done = vec![None; flags.len()];
+    for node in 0..flags.len() {
+        let unmemoized = with_prerequisites(node, flags, &own, &mut done);
+        if let Some((_, flag)) = flags.get_index_mut(node) {
+            flag.memoize_segments = unmemoized > total;
+            flag.worst_case_nanos = unmemoized.min(total);
+            flag.slow = flag.worst_case_nanos > SLOW_EVALUATION_NANOS;
+        }
+    }
 }
 
 /// Marks the flags whose prerequisites can never be checked: on a cycle, or too deep a chain.
@@ -633,7 +744,7 @@ fn compile_flag(
     index: usize,
     prerequisites_broken: bool,
     positions: &Positions,
-    segments: &SegmentTable,
+    scope: &Scope<'_>,
     warnings: &mut Warnings,
 ) -> CompiledFlag {
     let key: Arc<str> = def.key.as_str().into();
@@ -665,7 +776,7 @@ fn compile_flag(
             if catch_all.is_none() && rule.conditions.is_empty() && rule_percentage >= 100.0 {
                 catch_all = Some(i);
             }
-            let conditions = compile_conditions(&rule.conditions, &Lookup(segments), &at, &base, warnings);
+            let conditions = compile_conditions(&rule.conditions, scope, &at, &base, warnings);
             let fixed = served.get(&rule.variant);
             let outcome = if rule.variants.is_empty() {
                 Outcome::Fixed(fixed)
@@ -716,14 +827,7 @@ fn compile_flag(
     );
     check_values(&def, &at, warnings);
 
-    let prerequisites: Box<[Prerequisite]> = def
-        .prerequisites
-        .iter()
-        .map(|p| Prerequisite {
-            flag: positions.get(p.key.as_str()).copied(),
-            variants: p.variants.iter().map(|v| v.as_str().into()).collect(),
-        })
-        .collect();
+    let prerequisites = resolve_prerequisites(&def, positions);
     CompiledFlag {
         rollout_seed: bucket::seed(&key, ":"),
         enabled: def.enabled,
@@ -737,7 +841,20 @@ fn compile_flag(
         default,
         off,
         def: Box::new(def),
+        memoize_segments: false,
+        slow: false,
+        worst_case_nanos: 0,
     }
+}
+
+fn resolve_prerequisites(def: &FlagDef, positions: &Positions) -> Box<[Prerequisite]> {
+    def.prerequisites
+        .iter()
+        .map(|p| Prerequisite {
+            flag: positions.get(p.key.as_str()).copied(),
+            variants: p.variants.iter().map(|v| v.as_str().into()).collect(),
+        })
+        .collect()
 }
 
 /// docs/spec.md §2.2: every variant a flag names should carry a value once some do, and the

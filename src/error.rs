@@ -114,6 +114,15 @@ pub fn quote(text: &str) -> String {
     }
 }
 
+/// A message cut to at most `max_chars` characters, saying how long it was when cut.
+#[must_use]
+pub fn truncate(text: &str, max_chars: usize) -> String {
+    match text.char_indices().nth(max_chars) {
+        None => text.to_owned(),
+        Some((cut, _)) => format!("{}… ({} bytes)", &text[..cut], text.len()),
+    }
+}
+
 #[derive(Debug)]
 pub enum FerroflagError {
     /// The document is rejected whole (docs/spec.md §6); the previous snapshot stays in place.

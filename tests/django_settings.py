@@ -22,9 +22,11 @@ ALLOWED_HOSTS = ["testserver", "127.0.0.1", "localhost"]
 USE_TZ = True
 DEFAULT_AUTO_FIELD = "django.db.models.AutoField"
 INSTALLED_APPS = [
+    "django.contrib.admin",  # the database source's admin (tests/test_django_db.py)
     "django.contrib.auth",
     "django.contrib.contenttypes",
     "django.contrib.sessions",
+    "django.contrib.messages",
     "ferroflag.django",
 ]
 DATABASES = {
@@ -38,6 +40,7 @@ MIDDLEWARE = [
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "ferroflag.django.middleware.FlagMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",  # the admin's
 ]
 TEMPLATES = [
     {
@@ -46,8 +49,10 @@ TEMPLATES = [
             "context_processors": [
                 "django.template.context_processors.request",
                 "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
             ],
             "loaders": [
+                "django.template.loaders.app_directories.Loader",  # the admin's templates
                 (
                     "django.template.loaders.locmem.Loader",
                     {
@@ -57,7 +62,7 @@ TEMPLATES = [
                         '[{% flag_variant "theme" %}]'
                         '[{% flag_variant "theme" as v %}{% if v == "dark" %}is-dark{% endif %}]',
                     },
-                )
+                ),
             ],
         },
     }

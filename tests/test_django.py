@@ -318,10 +318,17 @@ ANON = EvalContext("")
 # --- middleware ---------------------------------------------------------------------------------
 
 
-def test_anonymous_request_gets_an_empty_user_id():
-    body = Client().get("/context/").json()
+def test_anonymous_visitor_gets_a_stable_id_from_a_cookie():
+    client = Client()
+    response = client.get("/context/")
+    body = response.json()
+    cookie = response.cookies["ferroflag_anon"]
+    assert len(cookie.value) == 32
+    assert (cookie["httponly"], cookie["samesite"], cookie["secure"]) == (True, "Lax", "")
+    assert cookie["max-age"] == 365 * 24 * 3600
+    assert "Cookie" in response["Vary"]
     assert body == {
-        "user_id": "",
+        "user_id": cookie.value,
         "email": "",
         "plan": "",
         "on": True,
@@ -330,6 +337,31 @@ def test_anonymous_request_gets_an_empty_user_id():
         "theme": "dark",
         "missing": True,
     }
+    again = client.get("/context/")
+    assert again.json()["user_id"] == cookie.value  # the same browser: the same id
+    assert "ferroflag_anon" not in again.cookies  # nothing new to send
+    assert Client().get("/context/").json()["user_id"] != cookie.value  # another browser
+    assert Client().get("/plain/").cookies == {}  # a page that asks no flag sets no cookie
+    secure = Client().get("/context/", secure=True).cookies["ferroflag_anon"]
+    assert secure["secure"] is True
+    forged = Client(cookies={"ferroflag_anon": "<script>"}).get("/context/")
+    assert forged.json()["user_id"] == forged.cookies["ferroflag_anon"].value != "<script>"
+
+
+def test_the_anonymous_cookie_can_be_turned_off_or_renamed():
+    with override_settings(FERROFLAG={"FLAGS": FLAGS, "ANONYMOUS_COOKIE": None}):
+        response = Client().get("/context/")
+        assert response.json()["user_id"] == ""
+        assert response.cookies == {}
+    with override_settings(FERROFLAG={"FLAGS": FLAGS, "ANONYMOUS_COOKIE": "ab", "ANONYMOUS_COOKIE_AGE": 60}):
+        cookie = Client().get("/context/").cookies["ab"]
+        assert cookie["max-age"] == 60
+
+
+def _signed_in(user, **properties):
+    """What the default builder gives for a user of tests/django_settings.py."""
+    flags = {"is_authenticated": True, "is_staff": False, "is_superuser": False, **properties}
+    return EvalContext(str(user.pk), email=user.email, properties=flags)
 
 
 def test_logged_in_user_gives_id_and_email(staff_user, plain_user):
@@ -345,12 +377,17 @@ def test_logged_in_user_gives_id_and_email(staff_user, plain_user):
 
 
 def test_user_context_reads_plan_and_country_when_the_model_has_them():
-    user = SimpleNamespace(is_authenticated=True, pk=7, email="c@d.e", plan="team", country="DE")
-    assert user_context(HttpRequest(), user) == EvalContext("7", email="c@d.e", plan="team", country="DE")
+    user = SimpleNamespace(is_authenticated=True, pk=7, email="c@d.e", plan="team", country="DE", is_staff=True)
+    signed_in = {"is_authenticated": True, "is_staff": True, "is_superuser": False}
+    assert user_context(HttpRequest(), user) == EvalContext(
+        "7", email="c@d.e", plan="team", country="DE", properties=signed_in
+    )
     bare = SimpleNamespace(is_authenticated=True, pk="u-1")
-    assert user_context(HttpRequest(), bare) == EvalContext("u-1")
-    assert user_context(HttpRequest(), SimpleNamespace(is_authenticated=False)) == ANON
-    assert user_context(HttpRequest(), None) == ANON
+    assert user_context(HttpRequest(), bare) == EvalContext("u-1", properties={**signed_in, "is_staff": False})
+    anonymous = user_context(HttpRequest(), SimpleNamespace(is_authenticated=False))
+    assert anonymous.properties == {"is_authenticated": "false", "is_staff": "false", "is_superuser": "false"}
+    assert len(anonymous.user_id) == 32  # a new visitor's id
+    assert user_context(HttpRequest(), None).get("is_authenticated") == "false"
 
 
 def plan_context(request, user):
@@ -371,6 +408,98 @@ def test_context_builder_setting(builder, user_id, url):
     with override_settings(FERROFLAG={"FLAGS": FLAGS, "CONTEXT": f"{__name__}.{builder}"}):
         body = Client().get(url, {"plan": "team"}).json()
     assert (body["user_id"], body["plan"]) == (user_id, "team")
+
+
+IN_BETA = {"attribute": "groups", "operator": "in", "values": ["beta"]}
+IS_STAFF = {"attribute": "is_staff", "operator": "eq", "values": ["true"]}  # booleans read as "true"/"false"
+GROUP_FLAGS = [
+    *FLAGS,
+    {"key": "beta-group", "enabled": True, "rules": [{"conditions": [IN_BETA]}]},
+    {"key": "staff-flag", "enabled": True, "rules": [{"conditions": [IS_STAFF]}]},
+]
+
+
+@pytest.fixture
+def beta_member(plain_user):
+    from django.contrib.auth.models import Group
+
+    beta, _ = Group.objects.get_or_create(name="beta")
+    ops, _ = Group.objects.get_or_create(name="ops")
+    plain_user.groups.set([beta, ops])
+    yield plain_user
+    plain_user.groups.clear()
+
+
+def test_staff_superuser_and_groups_targeting(beta_member, staff_user):
+    with override_settings(FERROFLAG={"FLAGS": GROUP_FLAGS}):
+        client = Client()
+        client.force_login(beta_member)
+        with CaptureQueriesContext(connection) as captured:
+            response = client.get("/context/")
+        flags = response.wsgi_request.flags
+        assert sorted(flags.context.get("groups")) == ["beta", "ops"]
+        assert flags.is_enabled("beta-group")
+        assert not flags.is_enabled("staff-flag")
+        queries = [q["sql"] for q in captured.captured_queries]
+        assert len(queries) == 3  # the session, the user, and the groups: one query, because a flag reads them
+        assert "auth_group" in queries[2]
+
+        staff_user.is_staff = True
+        staff_user.save()
+        try:
+            client.force_login(staff_user)
+            flags = client.get("/context/").wsgi_request.flags
+            assert flags.is_enabled("staff-flag")
+            assert not flags.is_enabled("beta-group")  # no groups: reads as ""
+            assert flags.context.get("is_superuser") == "false"
+        finally:
+            staff_user.is_staff = False
+            staff_user.save()
+        anonymous = Client().get("/context/").wsgi_request.flags
+        assert not anonymous.is_enabled("staff-flag")
+        assert anonymous.context.get("is_authenticated") == "false"
+
+
+def test_no_groups_query_when_no_flag_reads_groups(beta_member):
+    client = Client()
+    client.force_login(beta_member)
+    with CaptureQueriesContext(connection) as captured:
+        response = client.get("/context/")
+    assert len(captured.captured_queries) == 2  # the session and the user only
+    assert response.wsgi_request.flags.context.get("groups") == ""
+
+
+def test_refers_to_groups_scans_flags_segments_and_bucket_by():
+    def refers(**document):
+        evaluator = FlagEvaluator()
+        evaluator.update_json(json.dumps({"flags": [], **document}))
+        return ff_middleware.refers_to_groups(evaluator)
+
+    in_groups = {"conditions": [{"attribute": "groups", "operator": "in", "values": ["x"]}]}
+    assert refers(flags=[{"key": "f", "enabled": True, "rules": [in_groups]}])
+    assert refers(segments=[{"key": "s", "rules": [in_groups]}])
+    assert refers(flags=[{"key": "f", "enabled": True, "bucket_by": "groups"}])
+    assert not refers(flags=FLAGS)
+    evaluator = FlagEvaluator(FLAGS)
+    assert not ff_middleware.refers_to_groups(evaluator)
+    evaluator.update([*FLAGS, {"key": "g", "enabled": True, "rules": [in_groups]}])
+    assert ff_middleware.refers_to_groups(evaluator)  # a new version is scanned again
+
+
+def test_async_views_read_groups_off_the_loop(beta_member):
+    async def view(request):
+        await request.flags.aload()
+        return JsonResponse(
+            {"groups": request.flags.context.get("groups"), "on": request.flags.is_enabled("beta-group")}
+        )
+
+    request = RequestFactory().get("/")
+    request.user = SimpleLazyObject(lambda: get_user_model().objects.get(pk=beta_member.pk))
+    with override_settings(FERROFLAG={"FLAGS": GROUP_FLAGS}):
+        body = json.loads(async_to_sync(FlagMiddleware(view))(request).content)
+        assert (sorted(body["groups"]), body["on"]) == (["beta", "ops"], True)
+        with pytest.raises(SynchronousOnlyOperation, match="aload"):
+            _first_use_on_the_loop(beta_member, FERROFLAG={"FLAGS": GROUP_FLAGS})  # the groups query on the loop
 
 
 def test_context_builder_must_return_a_context():
@@ -448,7 +577,7 @@ def test_the_user_is_looked_up_at_the_first_use_of_flags(staff_user, built):
     assert len(queries) == 2  # the session, then the user: once, for flag_context and all the flags
     assert [user.pk for user in built] == [staff_user.pk]  # one build, shared by flag_context and flags
     request = response.wsgi_request
-    assert request.flag_context == request.flags.context == EvalContext(str(staff_user.pk), email="ann@staff.test")
+    assert request.flag_context == request.flags.context == _signed_in(staff_user)
     assert type(request.flags.context) is EvalContext  # the real one, for the native evaluator
 
 
@@ -501,7 +630,7 @@ def test_middleware_is_sync_and_async_capable():
     request = RequestFactory().get("/")
     response = async_to_sync(FlagMiddleware(async_get_response))(request)
     assert response.content == b"ok"
-    assert request.flag_context == ANON  # no request.user: anonymous
+    assert request.flag_context.get("is_authenticated") == "false"  # no request.user: anonymous
     assert request.flags.is_enabled("on-flag")
 
 
@@ -569,7 +698,7 @@ def _first_use_on_the_loop(user=None, **settings_overrides):
 
 
 def test_on_the_event_loop_a_first_use_builds_in_place_only_without_io(staff_user, monkeypatch):
-    assert _first_use_on_the_loop() == {"user_id": "", "on": True}  # no AuthenticationMiddleware: no user
+    assert _first_use_on_the_loop()["on"] is True  # no AuthenticationMiddleware: no user
     assert _first_use_on_the_loop(staff_user)["user_id"] == str(staff_user.pk)  # a user already looked up
     looked_up = SimpleLazyObject(lambda: staff_user)
     looked_up.pk  # noqa: B018
@@ -596,7 +725,7 @@ def test_aload_is_idempotent_and_flags_for_reuses_the_request_flags(staff_user):
     context = flags.context
     assert asyncio.run(flags.aload()) is flags
     assert flags.context is context
-    assert request.flag_context == EvalContext(str(staff_user.pk), email="ann@staff.test")
+    assert request.flag_context == _signed_in(staff_user)
 
 
 def test_async_client_with_a_logged_in_user(staff_user):
@@ -783,6 +912,104 @@ def test_override_flag_on_a_test_case_class():
     assert not _on("off-flag")
 
 
+# --- test isolation over every source ----------------------------------------------------------
+
+
+def _site_answers(client=None):
+    """What a visitor sees: on-flag and off-flag through request.flags, and file-flag."""
+    client = client or Client()
+    body = client.get("/context/").json()
+    return body["on"], body["off"], _on("file-flag")
+
+
+FILE_FLAGS = [
+    {"key": "on-flag", "enabled": True},
+    {"key": "off-flag", "enabled": False},
+    {"key": "file-flag", "enabled": True},
+]
+
+
+@pytest.mark.parametrize("loaded_first", [False, True], ids=["before-first-load", "after-first-load"])
+def test_override_flag_wins_over_a_file_source_and_restores_exactly(tmp_path, loaded_first):
+    flag_file = tmp_path / "flags.json"
+    write_flags(flag_file, FILE_FLAGS)
+    with override_settings(FERROFLAG={"FILE": flag_file, "INTERVAL": 0.05}):
+        if loaded_first:
+            assert _site_answers() == (True, False, True)  # the first request loads the file
+        with override_flag("off-flag"), override_flag("on-flag", active=False):
+            # Before the first load, the first request starts the watcher here: its flags come in
+            # under the overrides, and the flags the test did not set are the file's.
+            assert _site_answers() == (False, True, True)
+            write_flags(flag_file, [*FILE_FLAGS[:2], {"key": "file-flag", "enabled": False}])
+            assert wait_for(lambda: not _on("file-flag"))  # the source's change shows...
+            assert _site_answers() == (False, True, False)  # ...under the overrides, which still win
+        assert _site_answers() == (True, False, False)  # exactly the source's flags again
+        assert (
+            ff_django.get_evaluator().document()
+            == FlagEvaluator([*FILE_FLAGS[:2], {"key": "file-flag", "enabled": False}]).document()
+        )
+
+
+def test_override_flag_before_the_first_load_of_a_flag_service(flag_service):
+    with (
+        override_settings(FERROFLAG={"URL": flag_service.url, "INTERVAL": 0.05}),
+        override_flag("served-flag", active=False),
+    ):
+        assert not ff_django.get_evaluator().is_enabled("served-flag", ANON)
+        Client().get("/plain/")  # the first request starts the sync client and waits for its first load
+        assert ff_django.sync_status().ready
+        assert "served-flag" in ff_django._site_evaluator(start=False)
+        assert not ff_django.get_evaluator().is_enabled("served-flag", ANON)  # the override still wins
+    with override_settings(FERROFLAG={"URL": flag_service.url, "INTERVAL": 0.05}):
+        assert ff_django.get_evaluator().is_enabled("served-flag", ANON)
+
+
+class TestFixtureLayersOverTheSite:
+    """The `ferroflag` fixture over `site_evaluator()`, as the plugin does under pytest-django."""
+
+    @pytest.fixture(params=["flags", "file"])
+    def site(self, request, tmp_path):
+        if request.param == "flags":
+            yield None
+            return
+        flag_file = tmp_path / "flags.json"
+        write_flags(flag_file, FILE_FLAGS)
+        with override_settings(FERROFLAG={"FILE": flag_file, "INTERVAL": 0.05}):
+            yield flag_file
+
+    @pytest.fixture
+    def ferroflag_evaluator(self, site):
+        from ferroflag.django.testutils import site_evaluator
+
+        return site_evaluator()
+
+    def test_the_flags_not_set_are_the_sites(self, site, ferroflag):
+        ferroflag.set({"off-flag": True})
+        assert _site_answers()[:2] == (True, True)  # on-flag from FERROFLAG["FLAGS"] or the file
+        assert ff_django.get_evaluator().is_enabled("file-flag", ANON) is (site is not None)
+        if site is not None:
+            write_flags(site, [{"key": "on-flag", "enabled": False}])
+            assert wait_for(lambda: not ff_django.get_evaluator().is_enabled("on-flag", ANON))
+            assert _site_answers()[:2] == (False, True)  # the source's change, the test's flag still on
+
+    @pytest.mark.flags({"on-flag": False})
+    def test_markers_too(self, site, ferroflag):
+        assert _site_answers()[:2] == (False, False)
+
+
+def test_the_fixture_restores_the_site_exactly():
+    from ferroflag.django.testutils import site_evaluator
+    from ferroflag.testing import TestData
+
+    site = site_evaluator()
+    before = site.document()
+    with TestData(site) as data, data.activate():
+        data.set({"on-flag": False, "new": True})
+        assert ff_django.get_evaluator().is_enabled("new", ANON)
+    assert site.document() == before
+    assert ff_django.get_evaluator() is site
+
+
 def test_override_flag_is_thread_safe():
     errors = []
     barrier = threading.Barrier(8)
@@ -856,16 +1083,26 @@ def test_valid_settings_pass(tmp_path):
         ({"FLAGS": [], "CONTEXT": 5}, "ferroflag.E010"),
         ({"FLAGS": [{"key": "x", "enabled": "yes"}]}, "ferroflag.E011"),
         ({"FLAGS": "on-flag"}, "ferroflag.E011"),
+        ({"URL": "https://a.b/api/flags"}, "ferroflag.W004"),
+        ({"URL": "https://a.b/flags.json", "PATH": "flags.json"}, "ferroflag.W004"),
+        ({"FILE": "<tmp>/bad.json"}, "ferroflag.E015"),
+        ({"FLAGS": [], "LOG_MISSING": "yes"}, "ferroflag.E006"),
+        ({"FLAGS": [], "ANONYMOUS_COOKIE": "a b"}, "ferroflag.E014"),
+        ({"FLAGS": [], "ANONYMOUS_COOKIE": 5}, "ferroflag.E014"),
+        ({"FLAGS": [], "ANONYMOUS_COOKIE_AGE": 0}, "ferroflag.E006"),
     ],
 )
 def test_each_setting_error_has_its_id(tmp_path, raw, expected):
     write_flags(tmp_path / "f.json", [])
+    (tmp_path / "bad.json").write_text('{"flags": [{"key": "x", "enabled": "yes"}]}')
     if isinstance(raw, dict):
         raw = {k: v.replace("<tmp>", str(tmp_path)) if isinstance(v, str) else v for k, v in raw.items()}
     assert _ids(FERROFLAG=raw) == [expected]
-    if expected.startswith("ferroflag.E"):
+    if expected.startswith("ferroflag.E") and expected != "ferroflag.E015":  # E015: the watcher waits for a fix
         with override_settings(FERROFLAG=raw), pytest.raises(ImproperlyConfigured, match=expected):
             ff_django.get_evaluator()
+        with override_settings(FERROFLAG=raw), pytest.raises(ImproperlyConfigured, match=expected):
+            apps.get_app_config("ferroflag").ready()  # at start-up, not at the first request
 
 
 def test_missing_setting_is_e001():
@@ -884,6 +1121,49 @@ def test_what_only_the_native_client_rejects_is_improperly_configured():
         pytest.raises(ImproperlyConfigured, match="X-Key"),
     ):
         ff_django.get_evaluator()
+
+
+def test_urls_in_messages_show_no_password_and_no_query():
+    with override_settings(FERROFLAG={"URL": "ftp://ann:hunter2@flags.internal/x?token=s3cret"}):
+        [message] = checks.run_checks(tags=["ferroflag"])
+    assert message.id == "ferroflag.E004"
+    assert "hunter2" not in message.msg
+    assert "s3cret" not in message.msg
+    assert "'ftp://ann:***@flags.internal/x?…'" in message.msg
+    with override_settings(FERROFLAG={"URL": "https://ann:hunter2@flags.internal/api/flags?token=s3cret"}):
+        [message] = checks.run_checks(tags=["ferroflag"])
+    assert message.id == "ferroflag.W004"
+    assert "hunter2" not in message.msg + message.hint
+    assert "s3cret" not in message.msg + message.hint
+
+
+def test_e009_hint_says_what_to_do():
+    with override_settings(FERROFLAG={"FILE": "flags.json", "HEADERS": {"a": "b"}, "START_WAIT": 1}):
+        [message] = [m for m in checks.run_checks(tags=["ferroflag"]) if m.id == "ferroflag.E009"]
+    assert message.hint.startswith("Remove HEADERS: it is for URL only")
+    with override_settings(FERROFLAG={"FLAGS": [], "INTERVAL": 1}):
+        [message] = checks.run_checks(tags=["ferroflag"])
+    assert message.hint.startswith("Remove INTERVAL: it is for URL, FILE and DATABASE only")
+
+
+def test_missing_middleware_is_w005():
+    assert _ids(MIDDLEWARE=django_settings.MIDDLEWARE[:2]) == ["ferroflag.W005"]
+
+
+def test_a_flag_no_source_defines_is_logged_once(caplog):
+    with (
+        override_settings(FERROFLAG={"FLAGS": FLAGS, "LOG_MISSING": True}),
+        caplog.at_level("WARNING", "ferroflag.django"),
+    ):
+        Client().get("/context/")  # asks no-such-flag
+        Client().get("/context/")
+    assert [r.getMessage() for r in caplog.records if r.name == "ferroflag.django"] == [
+        "ferroflag: flag 'no-such-flag' is not defined by the flag source; it answers its default"
+    ]
+    caplog.clear()
+    ff_middleware._missing_logged.clear()
+    Client().get("/context/")  # LOG_MISSING off (the default): nothing
+    assert [r for r in caplog.records if r.name == "ferroflag.django"] == []
 
 
 def test_unknown_key_hint_names_the_closest_key():
@@ -933,7 +1213,7 @@ def test_async_views_served_by_the_asgi_handler(staff_user):
             return anonymous, gated, cbv, logged_in, sync_view
 
     anonymous, gated, cbv, logged_in, sync_view = asyncio.run(scenario())
-    assert (anonymous["user_id"], anonymous["on"], anonymous["theme"]) == ("", True, "dark")
+    assert (len(anonymous["user_id"]), anonymous["on"], anonymous["theme"]) == (32, True, "dark")
     assert gated == [200, 404]
     assert cbv == "async cbv on"
     assert (logged_in["user_id"], logged_in["staff"]) == (str(staff_user.pk), True)
@@ -956,7 +1236,7 @@ def test_async_view_under_a_real_asgi_server():
         server.should_exit = True
         thread.join(timeout=WAIT)
     assert not thread.is_alive()
-    assert (body["user_id"], body["on"], body["off"]) == ("", True, False)
+    assert (len(body["user_id"]), body["on"], body["off"]) == (32, True, False)
     assert statuses == [200, 404, 200]
 
 
@@ -978,6 +1258,82 @@ def test_file_source(tmp_path):
         assert status is not None
         assert status.source == "file"
     assert wait_for(lambda: thread_count("ferroflag-file") == before)
+
+
+@pytest.fixture
+def silent_service():
+    """A flag service that accepts connections and never answers: the first load stays in flight."""
+    import socket
+
+    with socket.socket() as server:
+        server.bind(("127.0.0.1", 0))
+        server.listen(16)
+        yield f"http://127.0.0.1:{server.getsockname()[1]}"
+
+
+def _timed(fn):
+    start = time.monotonic()
+    result = fn()
+    return result, time.monotonic() - start
+
+
+def test_a_view_that_asks_no_flag_never_waits_for_the_first_load(silent_service):
+    with override_settings(FERROFLAG={"URL": silent_service, "START_WAIT": 1.0, "TIMEOUT": 5}):
+        response, took = _timed(lambda: Client().get("/plain/"))
+        assert response.content == b"plain"
+        assert took < 0.5  # the sync started, and the view did not wait for it
+        assert ff_django._rt.started
+        body, took = _timed(lambda: Client().get("/context/").json())
+        assert 0.8 < took < 3.0  # the first flag use waits up to START_WAIT for the first load...
+        assert body["missing"] is True  # ...then answers with defaults, nothing loaded
+        _, took = _timed(lambda: Client().get("/context/"))
+        assert took < 0.5  # ...once per process
+
+
+def test_concurrent_first_flag_uses_wait_start_wait_once_in_all(silent_service):
+    with override_settings(FERROFLAG={"URL": silent_service, "START_WAIT": 1.0, "TIMEOUT": 5}):
+        Client().get("/plain/")  # starts the sync
+        time.sleep(0.4)  # the load is in flight: the others should wait only what is left of START_WAIT
+        barrier = threading.Barrier(4)
+        took: list[float] = []
+
+        def request():
+            barrier.wait(timeout=WAIT)
+            took.append(_timed(lambda: Client().get("/context/"))[1])
+
+        threads = [threading.Thread(target=request) for _ in range(4)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(timeout=WAIT)
+        assert len(took) == 4
+        assert max(took) < 1.0  # the process's one deadline, START_WAIT after the start, not START_WAIT each
+        assert min(took) > 0.3
+
+
+def test_async_first_flag_use_waits_off_the_loop(silent_service):
+    with override_settings(FERROFLAG={"URL": silent_service, "START_WAIT": 1.0, "TIMEOUT": 5}):
+
+        async def scenario():
+            ticks = 0
+
+            async def ticker():
+                nonlocal ticks
+                while True:
+                    await asyncio.sleep(0.05)
+                    ticks += 1
+
+            task = asyncio.ensure_future(ticker())
+            try:
+                response = await AsyncClient().get("/async/context/")
+            finally:
+                task.cancel()
+            return response.status_code, ticks
+
+        (status, ticks), took = _timed(lambda: asyncio.run(scenario()))
+        assert status == 200
+        assert took > 0.8  # it waited for the first load...
+        assert ticks >= 10  # ...and the event loop kept running meanwhile
 
 
 def test_ready_twice_and_many_first_uses_start_one_sync_thread(flag_service):
@@ -1128,3 +1484,35 @@ def test_example_site_tests_pass():
     assert result.returncode == 0, result.stdout + result.stderr
     assert "Ran 7 tests" in result.stderr
     assert "OK" in result.stderr
+
+
+@pytest.mark.parametrize("seed", [1, 2, 3])
+def test_example_site_tests_pass_in_any_order(seed):
+    result = _manage("test", "django_site", "--shuffle", str(seed))
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "Ran 7 tests" in result.stderr
+
+
+def _pytest_example(*args: str) -> subprocess.CompletedProcess:
+    site = ROOT / "examples" / "django_site"
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("DJANGO_", "FERROFLAG_", "PYTEST_"))}
+    return subprocess.run(
+        [sys.executable, "-m", "pytest", "-q", "-p", "django", *args],
+        cwd=site,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env=env,
+        check=False,
+    )
+
+
+def test_example_site_tests_pass_under_pytest_django_forwards_and_backwards():
+    pytest.importorskip("pytest_django")
+    collected = _pytest_example("--collect-only")
+    ids = [line for line in collected.stdout.splitlines() if "::" in line]
+    assert len(ids) == 13, collected.stdout + collected.stderr
+    for order in (ids, ids[::-1]):
+        result = _pytest_example(*order)
+        assert result.returncode == 0, result.stdout + result.stderr
+        assert "13 passed" in result.stdout

@@ -8,6 +8,7 @@ import json
 import logging
 import os
 import sys
+import textwrap
 import threading
 import time
 from collections import Counter
@@ -23,24 +24,30 @@ httpx = pytest.importorskip("httpx")
 uvicorn = pytest.importorskip("uvicorn")
 testclient = pytest.importorskip("fastapi.testclient")
 
+import ferroflag.fastapi  # noqa: E402
 from fastapi import APIRouter, Depends, FastAPI, Header, Request  # noqa: E402
 from ferroflag import EvalContext, EvalResult, FlagEvaluator, FlagFileWatcher, FlagSyncClient  # noqa: E402
 from ferroflag.fastapi import (  # noqa: E402
+    ClientFlagsDep,
     ContextDep,
     FerroflagFastAPI,
     FlagDependencies,
     Flags,
     FlagsDep,
+    client_flags,
     feature_gate,
     get_context,
+    header_context,
     require_flag,
     setup,
     sync_lifespan,
 )
 from ferroflag.server import FlagService  # noqa: E402
+from ferroflag.sources import FlagSource  # noqa: E402
 from ferroflag.testing import TestData, bind  # noqa: E402
 
 TestClient = testclient.TestClient
+pytest_plugins = ["pytester"]
 
 REPO = Path(__file__).resolve().parent.parent
 ALICE = {"x-user-id": "alice"}
@@ -133,8 +140,10 @@ def flag_service(tmp_path: Path) -> Iterator[tuple[FlagService, Path]]:
 
 
 def gated_app(evaluator: FlagEvaluator, **setup_kwargs: Any) -> FastAPI:
+    """An app gating /beta; the context from the request headers unless `context=` says otherwise (the
+    tests send users as headers: header_context is the explicit, trusted-proxy choice)."""
     app = FastAPI()
-    setup(app, evaluator, **setup_kwargs)
+    setup(app, evaluator, **{"context": header_context, **setup_kwargs})
 
     @app.get("/beta", dependencies=[Depends(require_flag("beta"))])
     async def beta() -> dict[str, bool]:
@@ -162,7 +171,7 @@ def test_require_flag_gates_per_user() -> None:
 
 def test_require_flag_as_parameter_gives_the_result_and_custom_response() -> None:
     app = FastAPI()
-    setup(app, beta_for_alice())
+    setup(app, beta_for_alice(), context=header_context)
 
     @app.get("/param")
     async def param(
@@ -184,7 +193,7 @@ def test_require_flag_on_a_router_and_unknown_flags_are_off() -> None:
         return "a"
 
     app = FastAPI()
-    setup(app, beta_for_alice())
+    setup(app, beta_for_alice(), context=header_context)
     app.include_router(router, prefix="/r")
 
     @app.get("/ghost", dependencies=[Depends(require_flag("no-such-flag"))])
@@ -205,7 +214,7 @@ def test_require_flag_rejects_a_bad_key() -> None:
 @pytest.mark.parametrize("kind", ["async", "sync"])
 def test_sync_and_async_endpoints_are_gated(kind: str) -> None:
     app = FastAPI()
-    setup(app, beta_for_alice())
+    setup(app, beta_for_alice(), context=header_context)
     calls: list[str] = []
 
     if kind == "async":
@@ -246,7 +255,7 @@ def test_feature_gate_calls_the_fallback_with_the_same_arguments(endpoint_kind: 
     fallback = old_async if fallback_kind == "async" else old_sync
     endpoint = new_async if endpoint_kind == "async" else new_sync
     app = FastAPI()
-    setup(app, beta_for_alice())
+    setup(app, beta_for_alice(), context=header_context)
     app.get("/items/{item_id}")(feature_gate("beta", fallback=fallback)(endpoint))
     client = TestClient(app)
 
@@ -261,7 +270,7 @@ def test_feature_gate_calls_the_fallback_with_the_same_arguments(endpoint_kind: 
 
 def test_feature_gate_without_fallback_and_decoration_errors() -> None:
     app = FastAPI()
-    setup(app, beta_for_alice())
+    setup(app, beta_for_alice(), context=header_context)
 
     @app.get("/g")
     @feature_gate("beta", status_code=410, detail="gone")
@@ -283,6 +292,84 @@ def test_feature_gate_without_fallback_and_decoration_errors() -> None:
         feature_gate("beta", fallback=other)(plain)
     with pytest.raises(TypeError, match="already gated"):
         feature_gate("beta")(g)
+
+
+def test_trap_feature_gate_above_the_route_decorator_raises_at_import() -> None:
+    """Trap: `@feature_gate(...)` written above `@app.get(...)` was silently ignored (the route holds the
+    plain endpoint: a disabled flag served 200). Now it raises where it is written, saying where it goes."""
+    app = gated_app(FlagEvaluator([{"key": "beta", "enabled": False}]))
+    router = APIRouter()
+    with pytest.raises(TypeError, match=r"above the route decorator .*Put it below"):
+
+        @feature_gate("beta")
+        @app.get("/wrong")
+        async def wrong() -> str:
+            return "served"
+
+    with pytest.raises(TypeError, match="above the route decorator"):
+
+        @FlagDependencies().feature_gate("beta", fallback=None)
+        @router.post("/wrong-too")
+        def wrong_too() -> str:
+            return "served"
+
+    @app.get("/right")
+    @feature_gate("beta")
+    async def right() -> str:
+        return "served"
+
+    assert TestClient(app).get("/right").status_code == 404
+
+    # The same function registered ungated on one path and gated on another is not a misplaced decorator.
+    async def both() -> str:
+        return "served"
+
+    app.get("/ungated")(both)
+    app.get("/gated")(feature_gate("beta")(both))
+    client = TestClient(app)
+    assert (client.get("/ungated").status_code, client.get("/gated").status_code) == (200, 404)
+
+
+def test_trap_require_flag_default_true_before_the_flag_exists() -> None:
+    """Trap: `require_flag("kill-switch", default=True)` was a TypeError, so on a cold start with no
+    flags every gated route answered 404. `default` is the answer while no flag has that key."""
+    evaluator = FlagEvaluator()  # a cold start: nothing synced yet
+    app = gated_app(evaluator)
+
+    @app.get("/checkout", dependencies=[Depends(require_flag("checkout-enabled", default=True))])
+    async def checkout() -> str:
+        return "open"
+
+    @app.get("/param")
+    async def param(result: Annotated[EvalResult, Depends(require_flag("checkout-enabled", default=True))]) -> str:
+        return result.reason
+
+    @app.get("/gate")
+    @feature_gate("checkout-enabled", default=True, fallback=lambda: "closed")
+    def gate() -> str:
+        return "open"
+
+    deps = FlagDependencies(context=header_context)
+
+    @app.get("/deps", dependencies=[Depends(deps.require_flag("checkout-enabled", default=True))])
+    @deps.feature_gate("checkout-enabled", default=True)
+    async def via_deps() -> str:
+        return "open"
+
+    client = TestClient(app)
+    assert [client.get(path).json() for path in ("/checkout", "/param", "/gate", "/deps")] == [
+        "open",
+        "not_found",
+        "open",
+        "open",
+    ]
+    evaluator.update([{"key": "checkout-enabled", "enabled": False}])  # the flag exists: it answers
+    assert [client.get(path).status_code for path in ("/checkout", "/param", "/deps")] == [404, 404, 404]
+    assert client.get("/gate").json() == "closed"
+    with pytest.raises(TypeError, match="default must be True or False"):
+        require_flag("x", default="yes")  # type: ignore[arg-type]
+    with pytest.raises(TypeError, match="default must be True or False"):
+        feature_gate("x", default=1)  # type: ignore[arg-type]
 
 
 def test_feature_gate_keeps_the_endpoint_metadata() -> None:
@@ -312,7 +399,7 @@ def test_header_context() -> None:
         ]
     )
     app = FastAPI()
-    setup(app, evaluator)
+    setup(app, evaluator, context=header_context)
 
     @app.get("/ctx")
     async def ctx(context: ContextDep, flags: FlagsDep) -> dict[str, Any]:
@@ -380,21 +467,18 @@ async def user_context(user: Annotated[tuple[str, str], Depends(current_user)]) 
 
 
 USER_DEPS = FlagDependencies(context=user_context)
+HEADER_DEPS = FlagDependencies(context=header_context)
 UserFlags = Annotated[Flags, Depends(USER_DEPS.get_flags)]
 
 
 def test_context_from_other_dependencies_with_flag_dependencies() -> None:
     spy = CountingEvaluator(FlagEvaluator([only_for("beta", "plan", ["enterprise"], "v2")]))
     app = FastAPI()
-    setup(app, spy)  # type: ignore[arg-type]
+    setup(app, spy, context=USER_DEPS)  # type: ignore[arg-type]
 
     @app.get("/beta", dependencies=[Depends(USER_DEPS.require_flag("beta"))])
-    async def beta(flags: UserFlags, header_flags: FlagsDep) -> dict[str, Any]:
-        return {
-            "user": flags.context.user_id,
-            "variant": flags.variant("beta"),
-            "by-headers": header_flags.is_enabled("beta"),
-        }
+    async def beta(flags: UserFlags) -> dict[str, Any]:
+        return {"user": flags.context.user_id, "variant": flags.variant("beta")}
 
     @app.get("/gate")
     @USER_DEPS.feature_gate("beta", fallback=lambda flags: "old")
@@ -404,18 +488,96 @@ def test_context_from_other_dependencies_with_flag_dependencies() -> None:
     assert not app.dependency_overrides  # solved from the route's own graph: no per-request override cost
     client = TestClient(app)
     token_a, token_b = {"authorization": "Bearer token-a"}, {"authorization": "Bearer token-b"}
-    assert client.get("/beta", headers={**token_a, "x-plan": "free"}).json() == {
-        "user": "alice",
-        "variant": "v2",
-        "by-headers": False,  # the module-level dependencies keep the app's (header) context
-    }
-    assert spy.calls["beta"] == 2  # once for the user context (gate and handler share it), once for the headers
-    # The headers the default context reads do not count for USER_DEPS.
-    assert client.get("/beta", headers={**token_b, "x-plan": "enterprise"}).status_code == 404
+    assert client.get("/beta", headers={**token_a, "x-plan": "free"}).json() == {"user": "alice", "variant": "v2"}
+    assert spy.calls["beta"] == 1  # the gate and the handler share one evaluation
+    # Headers a client sends count for nothing: only the user the token names.
+    assert client.get("/beta", headers={**token_b, "x-plan": "enterprise", "x-user-id": "alice"}).status_code == 404
     assert client.get("/gate", headers=token_a).json() == "new"
     assert client.get("/gate", headers={**token_b, "x-plan": "enterprise"}).json() == "old"
     openapi = client.get("/openapi.json").json()
     assert [p["name"] for p in openapi["paths"]["/beta"]["get"]["parameters"]] == ["authorization"]
+
+
+def test_trap_module_level_dependencies_never_use_another_context_than_the_apps() -> None:
+    """Trap: with the app's context in FlagDependencies(context=...), `from ferroflag.fastapi import
+    require_flag` gated by the x-user-id header: a user the flag was on for got 404, a client sending
+    `x-user-id` passed the gate while the handler saw the flag off. Now there is one context per app,
+    and a dependency that cannot evaluate for it says so at the first request."""
+    app = FastAPI()
+    setup(app, FlagEvaluator([only_for("beta", "plan", ["enterprise"])]), context=USER_DEPS)
+
+    @app.get("/module-gate", dependencies=[Depends(require_flag("beta"))])
+    async def module_gate() -> str:
+        return "on"
+
+    @app.get("/module-flags")
+    async def module_flags(flags: FlagsDep) -> bool:
+        return flags.is_enabled("beta")
+
+    def login_context(request: Request) -> EvalContext:
+        return EvalContext(request.headers.get("x-user-id", ""))
+
+    other = FlagDependencies(context=login_context)
+
+    @app.get("/other-gate", dependencies=[Depends(other.require_flag("beta"))])
+    async def other_gate() -> str:
+        return "on"
+
+    @app.get("/user-gate", dependencies=[Depends(USER_DEPS.require_flag("beta"))])
+    async def user_gate() -> str:
+        return "on"
+
+    client = TestClient(app)
+    token_a = {"authorization": "Bearer token-a"}  # alice, enterprise: beta is on for her
+    assert client.get("/user-gate", headers=token_a).json() == "on"
+    for path in ("/module-gate", "/module-flags"):
+        with pytest.raises(RuntimeError, match=r"flag_deps\.require_flag"):
+            client.get(path, headers={**token_a, "x-user-id": "1"})
+    with pytest.raises(RuntimeError, match="not this app's context"):
+        client.get("/other-gate", headers={**token_a, "x-user-id": "1"})
+    # With the lifespan (uvicorn, `with TestClient(app)`), the same is found at startup, route by route.
+    with pytest.raises(RuntimeError, match="these routes cannot evaluate flags") as startup, TestClient(app):
+        pass
+    listed = str(startup.value)
+    assert "GET /module-gate" in listed
+    assert "GET /module-flags" in listed
+    assert "GET /other-gate" in listed
+    assert "/user-gate" not in listed
+
+    # With a context that is a function of the request, the module-level names and FlagDependencies()
+    # (no context of its own) use that one context.
+    plain = FastAPI()
+    setup(plain, beta_for_alice(), context=lambda request: EvalContext(request.cookies.get("login", "")))
+    shared = FlagDependencies()
+
+    @plain.get("/beta", dependencies=[Depends(require_flag("beta")), Depends(shared.require_flag("beta"))])
+    async def plain_beta(flags: FlagsDep) -> str:
+        return flags.context.user_id
+
+    plain_client = TestClient(plain)
+    plain_client.cookies.set("login", "alice")
+    assert plain_client.get("/beta", headers=BOB).json() == "alice"
+    plain_client.cookies.set("login", "bob")
+    assert plain_client.get("/beta", headers=ALICE).status_code == 404
+
+
+def test_trap_no_context_is_no_header_context() -> None:
+    """Trap: the default context read x-user-id / x-plan from the request, so `curl -H 'x-plan:
+    enterprise'` opened an enterprise-only gate. Without a context, the flag dependencies now raise."""
+    app = FastAPI()
+    setup(app, FlagEvaluator([only_for("enterprise", "plan", ["enterprise"])]))
+
+    @app.get("/enterprise", dependencies=[Depends(require_flag("enterprise"))])
+    async def enterprise() -> str:
+        return "secret"
+
+    with pytest.raises(RuntimeError, match="no flag context"):
+        TestClient(app).get("/enterprise", headers={"x-plan": "enterprise"})
+    with pytest.raises(RuntimeError, match=r"GET /enterprise: .*no flag context"), TestClient(app):
+        pass
+    # The header context is there, as an explicit choice (behind a proxy that sets the headers).
+    trusting = gated_app(FlagEvaluator([only_for("beta", "plan", ["enterprise"])]), context=header_context)
+    assert TestClient(trusting).get("/beta", headers={"x-plan": "enterprise"}).status_code == 200
 
 
 def test_setup_refuses_a_context_function_with_dependencies() -> None:
@@ -423,6 +585,10 @@ def test_setup_refuses_a_context_function_with_dependencies() -> None:
         setup(FastAPI(), beta_for_alice(), context=user_context)
     with pytest.raises(TypeError, match="FlagDependencies"):
         setup(FastAPI(), beta_for_alice(), context=lambda request, extra=1: EvalContext("x"))
+    with pytest.raises(TypeError, match="built with a context"):
+        setup(FastAPI(), beta_for_alice(), context=FlagDependencies())
+    with pytest.raises(TypeError, match="FlagDependencies or a function"):
+        setup(FastAPI(), beta_for_alice(), context="x-user-id")  # type: ignore[arg-type]
 
 
 def test_context_lambda_of_the_request() -> None:
@@ -449,7 +615,7 @@ def test_a_context_function_must_return_an_eval_context() -> None:
 def test_dependency_overrides_still_work() -> None:
     requirement = require_flag("beta")
     app = FastAPI()
-    setup(app, beta_for_alice())
+    setup(app, beta_for_alice(), context=header_context)
 
     @app.get("/beta", dependencies=[Depends(requirement)])
     async def beta(flags: FlagsDep) -> str:
@@ -471,7 +637,7 @@ def test_flags_are_evaluated_once_per_request() -> None:
         FlagEvaluator([only_for("beta", "user_id", ["alice"], "v2"), {"key": "b", "enabled": True}])
     )
     app = FastAPI()
-    setup(app, spy)  # type: ignore[arg-type]
+    setup(app, spy, context=header_context)  # type: ignore[arg-type]
     seen: list[Flags] = []
 
     @app.get("/dashboard", dependencies=[Depends(require_flag("beta"))])
@@ -521,19 +687,55 @@ def test_flags_are_evaluated_once_per_request() -> None:
 def test_setup_stores_state_on_the_app_and_refuses_twice() -> None:
     evaluator = beta_for_alice()
     app = FastAPI()
-    state = setup(app, evaluator)
+    state = setup(app, evaluator, context=header_context)
     assert app.state.ferroflag is state
     assert FerroflagFastAPI.of(app) is state
     assert state.evaluator is evaluator
     assert state.sync is None
     with pytest.raises(RuntimeError, match="already set up"):
-        setup(app, evaluator)
+        setup(app, evaluator, context=header_context)
     with pytest.raises(TypeError):
         setup(FastAPI(), object())  # type: ignore[arg-type]
     with pytest.raises(TypeError):
         setup(FastAPI(), evaluator, sync=object())  # type: ignore[arg-type]
     with pytest.raises(RuntimeError, match="not set up"):
         FerroflagFastAPI.of(FastAPI())
+    assert ferroflag.fastapi.SyncSource is FlagSource  # the old name, for code that imports it
+
+
+class ListSource:
+    """A Python flag source (a database, say): the five methods of `ferroflag.sources.FlagSource`."""
+
+    def __init__(self, evaluator: FlagEvaluator, flags: list[dict[str, Any]]) -> None:
+        self.evaluator, self.flags, self.running = evaluator, flags, False
+
+    def start(self, wait: float = 5.0) -> bool:
+        self.evaluator.update(self.flags)
+        self.running = True
+        return True
+
+    async def start_async(self, wait: float = 5.0) -> bool:
+        return self.start(wait)
+
+    def wait_ready(self, timeout: float) -> bool:
+        return self.running
+
+    def stop(self) -> bool:
+        self.running = False
+        return True
+
+    def status(self) -> Any:
+        return {"ready": self.running}
+
+
+def test_setup_takes_any_flag_source() -> None:
+    evaluator = FlagEvaluator()
+    source = ListSource(evaluator, [{"key": "beta", "enabled": True}])
+    app = gated_app(evaluator, sync=source)
+    with TestClient(app) as client:
+        assert source.running
+        assert client.get("/beta").status_code == 200
+    assert not source.running
 
 
 def test_an_app_without_setup_fails_loudly() -> None:
@@ -560,14 +762,21 @@ def test_test_data_bind_wins_over_the_app_evaluator() -> None:
 
 
 def test_bind_without_setup_and_with_the_pytest_fixture(ferroflag: TestData) -> None:
-    app = FastAPI()  # no setup(): a bound test evaluator is enough
+    router = APIRouter()
 
-    @app.get("/beta", dependencies=[Depends(require_flag("beta"))])
+    @router.get("/beta", dependencies=[Depends(require_flag("beta"))])
     async def beta() -> str:
         return "on"
 
+    bare = FastAPI()  # no setup(): a bound evaluator does not say who the request is for
+    bare.include_router(router)
     ferroflag.flag("beta").on()
-    ferroflag.bind(app)
+    ferroflag.bind(bare)
+    with pytest.raises(RuntimeError, match="not set up"):
+        TestClient(bare).get("/beta")
+    app = FastAPI()
+    setup(app, ferroflag.evaluator, context=lambda: EvalContext("test-user"))
+    app.include_router(router)
     assert TestClient(app).get("/beta").json() == "on"
 
 
@@ -594,7 +803,7 @@ def test_two_apps_with_two_evaluators_do_not_interfere() -> None:
     apps = []
     for variant, user in (("one", "alice"), ("two", "bob")):
         app = FastAPI()
-        setup(app, FlagEvaluator([only_for("beta", "user_id", [user], variant)]))
+        setup(app, FlagEvaluator([only_for("beta", "user_id", [user], variant)]), context=header_context)
         app.include_router(router)
         apps.append(app)
     one, two = TestClient(apps[0]), TestClient(apps[1])
@@ -692,7 +901,7 @@ def test_lifespan_composes_with_the_app_lifespan(flag_service: tuple[FlagService
         events.append(("shutdown: sync running", client.status().running))
 
     app = FastAPI(lifespan=lifespan)
-    setup(app, evaluator, sync=client)
+    setup(app, evaluator, context=header_context, sync=client)
 
     @app.get("/greeting")
     async def greeting(request: Request) -> str:
@@ -716,7 +925,7 @@ def test_sync_lifespan_on_its_own_with_an_async_generator(flag_service: tuple[Fl
         order.append("inner down")
 
     app = FastAPI(lifespan=sync_lifespan(client, inner, wait=5.0))
-    setup(app, evaluator)
+    setup(app, evaluator, context=header_context)
     with TestClient(app):
         assert client.status().running
         assert order == ["inner up"]
@@ -798,6 +1007,11 @@ def example(monkeypatch: pytest.MonkeyPatch) -> Any:
         del sys.modules[spec.name]
 
 
+def login(user: str) -> dict[str, str]:
+    """The example app's login: the bearer token examples/users.json gives `user`."""
+    return {"authorization": f"Bearer {user}-token"}
+
+
 def test_example_app_from_a_file(example: Any, tmp_path: Path) -> None:
     path = tmp_path / "flags.json"
     path.write_bytes((REPO / "examples" / "flags.json").read_bytes())
@@ -805,19 +1019,28 @@ def test_example_app_from_a_file(example: Any, tmp_path: Path) -> None:
     evaluator = FlagEvaluator()
     app = example.create_app(evaluator, example.sync_from_env(evaluator, {"FERROFLAG_FILE": str(path)}))
     with TestClient(app) as client:
-        assert client.get("/checkout", headers={"x-user-id": "alice", "x-plan": "enterprise"}).json() == {
-            "checkout": "new",
-            "variant": "v2",
-        }
-        assert client.get("/theme", headers=ALICE).json()["theme"] in ("midnight", "slate")
-        dashboard = client.get("/dashboard", headers={**ALICE, "cf-ipcountry": "DE"}).json()
+        assert client.get("/checkout", headers=login("bob")).json() == {"checkout": "new", "variant": "v2"}
+        assert client.get("/theme", headers=login("alice")).json()["theme"] in ("midnight", "slate")
+        dashboard = client.get("/dashboard", headers=login("bob")).json()
         assert set(dashboard) == {"new-checkout", "dark-mode", "eu-pricing"}
         assert dashboard["eu-pricing"] == {"enabled": True, "variant": "eur", "reason": "rule_match"}
-        assert client.get("/pricing", headers={"cf-ipcountry": "US"}).json() == {"detail": "EU pricing only"}
+        assert client.get("/pricing", headers=login("alice")).json() == {"detail": "EU pricing only"}
         health = client.get("/healthz").json()
         assert health["flags"] == 5
         assert health["sync"]["source"] == "file"
     assert sync_threads() == before
+
+
+def test_trap_the_example_app_trusts_no_client_header(example: Any) -> None:
+    """Trap: `curl -H 'x-plan: enterprise'` opened the example's enterprise-only checkout (its context
+    came from request headers). The example now evaluates for the logged-in user's own record."""
+    evaluator = FlagEvaluator([only_for("new-checkout", "plan", ["enterprise"], "v2")])
+    client = TestClient(example.create_app(evaluator, FlagFileWatcher(evaluator, REPO / "examples" / "flags.json")))
+    forged = {"x-plan": "enterprise", "x-user-id": "bob", "cf-ipcountry": "DE"}
+    assert client.get("/checkout", headers=forged).status_code == 404  # signed out: anonymous
+    assert client.get("/checkout", headers={**login("erin"), **forged}).status_code == 404  # erin is on free
+    assert client.get("/checkout", headers=login("bob")).json() == {"checkout": "new", "variant": "v2"}
+    assert client.get("/pricing", headers={**login("alice"), "cf-ipcountry": "DE"}).status_code == 404
 
 
 def test_example_app_from_the_flag_service(example: Any, flag_service: tuple[FlagService, Path]) -> None:
@@ -827,10 +1050,12 @@ def test_example_app_from_the_flag_service(example: Any, flag_service: tuple[Fla
     assert isinstance(sync, FlagSyncClient)
     app = example.create_app(evaluator, sync)
     with running(app) as url, httpx.Client(base_url=url, timeout=5) as http:
-        assert http.get("/dashboard", headers=ALICE).json()["new-checkout"]["reason"] == "not_found"
+        assert http.get("/dashboard", headers=login("alice")).json()["new-checkout"]["reason"] == "not_found"
         write_flags(path, [{"key": "new-checkout", "enabled": True, "default_variant": "v9"}])
-        assert wait_for(lambda: http.get("/checkout", headers=ALICE).status_code == 200, timeout=10, interval=0.05)
-        assert http.get("/checkout", headers=BOB).json() == {"checkout": "new", "variant": "v9"}
+        assert wait_for(
+            lambda: http.get("/checkout", headers=login("alice")).status_code == 200, timeout=10, interval=0.05
+        )
+        assert http.get("/checkout", headers=login("bob")).json() == {"checkout": "new", "variant": "v9"}
         assert http.get("/healthz").json()["sync"]["source"] == "network"
 
 
@@ -841,17 +1066,45 @@ def test_example_module_app_defaults_to_the_bundled_flags(example: Any) -> None:
 
 
 def test_the_readme_quick_start_runs(ferroflag: TestData) -> None:
+    """The README's FastAPI app, as a new user would write it from the README alone: it gates on the
+    logged-in user (a session cookie), and no request header changes who the flags are for."""
     text = (REPO / "README.md").read_text().split("## FastAPI\n", 1)[1]
     code = text.split("```python\n", 1)[1].split("```", 1)[0]
     namespace: dict[str, Any] = {"__name__": "ferroflag_readme_quick_start"}
     exec(compile(code, "README.md (FastAPI)", "exec"), namespace)
     app = namespace["app"]
-    ferroflag.set({"new-checkout": True, "dark-mode": "slate"})
+    ferroflag.set({"dark-mode": "slate"})
+    ferroflag.flag("new-checkout").only_for(plan="team")
     ferroflag.bind(app)
     client = TestClient(app)  # no lifespan: the flag service in the snippet is never contacted
+    forged = {"x-user-id": "u1", "x-plan": "team", "x-user-email": "ann@example.com"}
+    assert client.get("/checkout", headers=forged).status_code == 404  # signed out
+    client.cookies.set("session", "s3cr3t")  # ann, on the team plan
     assert client.get("/checkout").json() == {"theme": "slate"}
     ferroflag.set({"new-checkout": False})
     assert client.get("/checkout").status_code == 404
+
+
+def readme_python_block(after: str) -> str:
+    """The first ```python block of README.md after the line `after` (dedented: it may sit in a list)."""
+    text = (REPO / "README.md").read_text().split(after, 1)[1]
+    return textwrap.dedent(text.split("```python\n", 1)[1].split("```", 1)[0])
+
+
+def test_the_readme_app_and_its_tests_pass_under_a_running_lifespan(
+    pytester: pytest.Pytester, flag_service: tuple[FlagService, Path]
+) -> None:
+    """Done when: an app written from the README alone, tested as the README shows, with its lifespan
+    syncing from a real flag service, gets the tests' overrides and not the service's flags."""
+    service, path = flag_service
+    write_flags(path, [{"key": "new-checkout", "enabled": True}, {"key": "dark-mode", "enabled": True}])
+    app_code = readme_python_block("## FastAPI\n").replace("http://flags.internal:8080", service.url)
+    assert service.url in app_code
+    tests = readme_python_block("**Pointing your app at the test flags.**")
+    assert "from myapp import app" in tests
+    pytester.makepyfile(myapp=app_code, test_readme_fastapi=tests)
+    result = pytester.runpytest("-p", "ferroflag.pytest_plugin", "-p", "no:cacheprovider", "-p", "no:randomly")
+    result.assert_outcomes(passed=2)
 
 
 # --- values ------------------------------------------------------------------------------------------
@@ -901,3 +1154,114 @@ def test_per_request_flags_serve_values_and_the_callers_default() -> None:
     # Off (no_match) carries the off variant's value, not the caller's default.
     assert client.get("/limits").json()["limit"] == 100
     assert client.get("/config").json() == {"max_items": 50}
+
+
+# --- what a browser may see ---------------------------------------------------------------------------------
+
+
+def test_trap_client_bootstrap_has_only_client_flags_and_records_them() -> None:
+    """Trap: a bootstrap payload had to call `evaluator.evaluate_all(flags.context)`, which exposes every
+    flag name and skips the request's `evaluated()` record. `client_flags()` / `ClientFlagsDep` give the
+    flags whose metadata says `"client": true`, through the request's Flags."""
+    evaluator = FlagEvaluator(
+        [
+            {"key": "dark-mode", "enabled": True, "default_variant": "midnight", "metadata": {"client": True}},
+            {
+                "key": "limits",
+                "enabled": True,
+                "rules": [
+                    {"conditions": [{"attribute": "plan", "operator": "eq", "values": ["team"]}], "variant": "big"}
+                ],
+                "off_variant": "small",
+                "values": {"big": {"rows": 5000}, "small": {"rows": 100}},
+                "metadata": {"client": True, "owner": "growth"},
+            },
+            {"key": "internal-fraud-rules", "enabled": True, "metadata": {"owner": "risk"}},
+            {"key": "client-as-text", "enabled": True, "metadata": {"client": "true"}},  # only the JSON true counts
+        ]
+    )
+    app = gated_app(evaluator)
+    seen: list[list[str]] = []
+
+    @app.get("/bootstrap")
+    async def bootstrap(payload: ClientFlagsDep, flags: FlagsDep) -> dict[str, Any]:
+        seen.append(sorted(flags.evaluated()))
+        return payload
+
+    @app.get("/page")
+    async def page(flags: FlagsDep) -> dict[str, Any]:
+        return {"flags": client_flags(flags), "evaluated": sorted(flags.evaluated())}
+
+    @app.get("/deps")
+    async def via_deps(payload: Annotated[dict[str, Any], Depends(HEADER_DEPS.get_client_flags)]) -> dict[str, Any]:
+        return payload
+
+    client = TestClient(app)
+    team = {"x-user-id": "u1", "x-plan": "team"}
+    expected = {
+        "dark-mode": {"enabled": True, "variant": "midnight", "value": None},
+        "limits": {"enabled": True, "variant": "big", "value": {"rows": 5000}},
+    }
+    assert client.get("/bootstrap", headers=team).json() == expected
+    assert seen == [["dark-mode", "limits"]]  # recorded for the request, and nothing else evaluated
+    assert client.get("/page", headers=team).json() == {"flags": expected, "evaluated": ["dark-mode", "limits"]}
+    assert client.get("/deps", headers=team).json() == expected
+    free = client.get("/bootstrap", headers={"x-user-id": "u2"}).json()
+    assert free["limits"] == {"enabled": False, "variant": "small", "value": {"rows": 100}}
+    # A new snapshot changes the set (the keys are cached per evaluator version).
+    evaluator.update([{"key": "internal-fraud-rules", "enabled": True, "metadata": {"client": True}}])
+    assert client.get("/bootstrap").json() == {"internal-fraud-rules": {"enabled": True, "variant": "", "value": None}}
+    with pytest.raises(TypeError, match="Flags"):
+        client_flags(evaluator)  # type: ignore[arg-type]
+
+
+# --- tests of an app with a running lifespan ------------------------------------------------------------------
+
+
+def test_trap_test_overrides_win_over_the_lifespans_file_watcher(tmp_path: Path) -> None:
+    """Trap: with `with TestClient(app)` running the app's lifespan, its sync source overwrote the test's
+    overrides. Now the overrides win until the test ends, whether the test data is bound to the app or
+    laid over the app's own evaluator, and the app keeps the source's flags afterwards."""
+    path = tmp_path / "flags.json"
+    write_flags(path, [{"key": "beta", "enabled": False}, {"key": "other", "enabled": False}])
+    evaluator = FlagEvaluator()
+    watcher = FlagFileWatcher(evaluator, path, interval=0.05)
+    app = gated_app(evaluator, sync=watcher)
+
+    @app.get("/other")
+    async def other(flags: FlagsDep) -> bool:
+        return flags.is_enabled("other")
+
+    openfeature = pytest.importorskip("ferroflag.openfeature")
+    provider = openfeature.FerroflagProvider(evaluator)  # what the app registered with the OpenFeature API
+
+    def provider_says_beta_for_bob() -> bool:
+        return provider.current_evaluator.is_enabled("beta", EvalContext("bob"))
+
+    for flow in ("bound", "layered"):
+        td = TestData() if flow == "bound" else TestData(evaluator)
+        try:
+            if flow == "bound":
+                td.bind(app)
+            with TestClient(app) as client:
+                td.flag("beta").only_for(user_ids=["bob"])
+                assert client.get("/beta", headers=BOB).status_code == 200
+                assert provider_says_beta_for_bob()
+                # The file changes while the test runs: the watcher writes the app's evaluator.
+                write_flags(path, [{"key": "beta", "enabled": False}, {"key": "other", "enabled": True}])
+                assert wait_for(lambda: evaluator.is_enabled("other", EvalContext("x")))
+                for _ in range(5):  # and keeps polling
+                    assert client.get("/beta", headers=BOB).status_code == 200
+                    assert client.get("/beta", headers=ALICE).status_code == 404
+                    assert provider_says_beta_for_bob()
+                    time.sleep(0.06)
+                if flow == "layered":  # the source's other flags come through the test's view
+                    assert client.get("/other").json() is True
+                write_flags(path, [{"key": "beta", "enabled": False}, {"key": "other", "enabled": False}])
+                assert wait_for(lambda: not evaluator.is_enabled("other", EvalContext("x")))
+        finally:
+            td.restore()
+        # The test is over: the app answers from what its source loaded.
+        assert TestClient(app).get("/beta", headers=BOB).status_code == 404
+        assert not provider_says_beta_for_bob()
+        assert not watcher.status().running

@@ -11,8 +11,10 @@ the shared evaluator's snapshot as it was, and the evaluator must keep answering
 
 from __future__ import annotations
 
+import json
 import math
 import sys
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -492,3 +494,119 @@ def test_a_dict_that_changes_while_read_is_read_as_it_was() -> None:
 def test_a_lying_len_reserves_nothing() -> None:
     assert EV.is_enabled_many("on", LyingLen()) == []
     assert EV.is_enabled_many("on", MaxLen()) == []
+
+
+# Resource bounds (docs/spec.md §6, "Pattern limits" and "Evaluation time"): documents and contexts
+# that once exhausted memory or froze the interpreter.
+
+
+def _peak_rss_mb_of(code: str) -> tuple[float, str]:
+    """Runs `code` in a fresh interpreter and returns its peak RSS and what it printed."""
+    import subprocess
+
+    script = (
+        code
+        + "\nimport pathlib\n"
+        + ("print([l for l in pathlib.Path('/proc/self/status').read_text().splitlines() if l.startswith('VmHWM')][0])")
+    )
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True, timeout=120)
+    *lines, peak = out.stdout.strip().splitlines()
+    return int(peak.split()[1]) / 1024, "\n".join(lines)
+
+
+def test_a_document_of_large_patterns_stays_within_the_pattern_budget() -> None:
+    # 316 KB: 2,000 conditions like `\w{16}` (0.9 MB compiled each) took 24 MB -> 1.85 GB, and 3.6 GB
+    # once two more threads evaluated.
+    code = r"""
+import json, threading
+from ferroflag import EvalContext, FlagEvaluator
+condition = {"attribute": "ua", "operator": "matches"}
+rules = [{"conditions": [{**condition, "values": [rf"^\w{{16}}-{i}$"]}]} for i in range(2000)]
+ev = FlagEvaluator()
+ev.update_json(json.dumps({"format": 2, "flags": [{"key": "f", "enabled": True, "rules": rules}]}))
+ctx = EvalContext("u", properties={"ua": "é" * 2000})
+threads = [threading.Thread(target=lambda: [ev.is_enabled("f", ctx) for _ in range(3)]) for _ in range(3)]
+for t in threads: t.start()
+for t in threads: t.join()
+print(sum("pattern memory" in w.message for w in ev.warnings))
+"""
+    peak_mb, refused = _peak_rss_mb_of(code)
+    assert int(refused) >= 1980
+    # 16 MiB of patterns and caches per document, plus 16 MiB per further thread: far below what it was.
+    assert peak_mb < 200, f"peak RSS {peak_mb:.0f} MB"
+
+
+def test_a_slow_evaluation_lets_other_threads_run() -> None:
+    import threading
+
+    # Sixteen of the widest patterns a document may hold, against 4 KiB of input: hundreds of ms.
+    conditions = [{"attribute": "v", "operator": "matches", "values": [f"1[01]{{1000}}[^01]{i:x}"]} for i in range(16)]
+    ev = FlagEvaluator()
+    ev.update([{"key": "slow", "enabled": True, "rules": [{"conditions": [c]} for c in conditions]}])
+    assert not ev.warnings
+    ctx = EvalContext("u", properties={"v": "1" * 4096})
+    gap, stop, started = [0.0], threading.Event(), threading.Event()
+
+    def tick() -> None:
+        last = time.perf_counter()
+        started.set()
+        while not stop.is_set():
+            now = time.perf_counter()
+            gap[0] = max(gap[0], now - last)
+            last = now
+
+    ticker = threading.Thread(target=tick)
+    ticker.start()
+    started.wait()
+    try:
+        for call in (ev.is_enabled, ev.evaluate, ev.get_variant, ev.get_value, ev.explain):
+            gap[0] = 0.0
+            t0 = time.perf_counter()
+            call("slow", ctx)
+            took = time.perf_counter() - t0
+            # With the GIL held for the whole call, the ticker would stand still for all of it.
+            assert gap[0] < took / 2, f"{call.__name__}: ticker stopped {gap[0] * 1e3:.0f} of {took * 1e3:.0f} ms"
+    finally:
+        stop.set()
+        ticker.join()
+
+
+def test_the_widest_pattern_that_froze_the_interpreter_is_refused_with_a_warning() -> None:
+    ev = FlagEvaluator()
+    ev.update(
+        [
+            {
+                "key": "f",
+                "enabled": True,
+                "rules": [{"conditions": [{"attribute": "v", "operator": "matches", "values": ["1[01]{5000}[^01]"]}]}],
+            }
+        ]
+    )
+    (warning,) = ev.warnings
+    assert warning.path.endswith("conditions[0].values[0]")
+    assert "5002 wide" in warning.message
+    # 0.34-0.75 s with the GIL held before; now the condition is false at once.
+    assert ev.is_enabled("f", EvalContext("u", properties={"v": "1" * 16384 + "x"})) is False
+
+
+def test_error_and_warning_texts_quote_a_prefix_of_huge_values() -> None:
+    key = "k" * 15_000_000
+    with pytest.raises(ConfigError) as raised:
+        FlagEvaluator().update_json(json.dumps({"format": 2, "flags": [{"key": key, "enabled": "yes"}]}))
+    assert len(str(raised.value)) < 1000
+    assert len(raised.value.message) < 1000
+    ev = FlagEvaluator()
+    ev.update(
+        [
+            {
+                "key": "f",
+                "enabled": True,
+                "rules": [
+                    {"conditions": [{"attribute": "v", "operator": "matches", "values": ["(" + "z" * 1_000_000]}]}
+                ],
+            }
+        ]
+    )
+    (warning,) = ev.warnings
+    assert len(warning.message) < 1000
+    assert len(str(warning)) < 1000

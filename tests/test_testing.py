@@ -3,15 +3,19 @@
 from __future__ import annotations
 
 import asyncio
+import json
+import os
 import random
 import threading
+import time
 import types
 import unittest
 from datetime import datetime, timezone
 
 import ferroflag.testing
 import pytest
-from ferroflag import Condition, EvalContext, EvalResult, FlagConfig, FlagEvaluator
+from ferroflag import Condition, EvalContext, EvalResult, FlagConfig, FlagEvaluator, FlagFileWatcher
+from ferroflag._binding import resolve
 from ferroflag.testing import (
     TestData,  # imported into a test module on purpose: pytest must not try to collect it
     bind,
@@ -566,3 +570,121 @@ def test_with_now_freezes_the_clock_for_time_conditions():
         with_now(ctx(), datetime(2027, 1, 4))
     with pytest.raises(TypeError):
         with_now(ctx(), True)
+
+
+# --- only_for / also_for: what the name says ------------------------------------------------------------
+
+
+def test_trap_only_for_serves_nobody_else_whatever_the_flag_served_before(app_evaluator):
+    """Trap: `on_for(user_ids=[...])` kept the flag's existing rollout, so other users still got it.
+    `only_for()` is on for those users and nobody else."""
+    with TestData(app_evaluator) as td:
+        td.flag("targeted").only_for(user_ids=["alice"], variant="a")  # had a rule and a 100 % rollout
+        ev = td.evaluator
+        assert triple(ev.evaluate("targeted", ctx("alice"))) == (True, "a", "rule_match")
+        assert triple(ev.evaluate("targeted", ctx("bob", plan="team"))) == (False, "", "no_match")  # its old rule: gone
+        assert sum(ev.is_enabled_many("targeted", USERS)) == 0
+        td.flag("existing").only_for(plan="enterprise")  # was on for everyone
+        assert ev.is_enabled("existing", ctx(plan="enterprise"))
+        assert not ev.is_enabled("existing", ctx(plan="free"))
+    td = TestData()
+    td.flag("r").rollout(50)
+    td.flag("r").only_for(user_ids=["u1"])
+    assert [u.user_id for u in USERS if td.evaluator.is_enabled("r", u)] == []
+    assert td.evaluator.is_enabled("r", EvalContext("u1"))
+    with pytest.raises(TypeError, match=r"only_for\(\) needs user_ids"):
+        td.flag("r").only_for()
+
+
+def test_also_for_adds_users_and_keeps_who_had_the_flag(app_evaluator):
+    with TestData(app_evaluator) as td:
+        td.flag("targeted").also_for(user_ids=["alice"], variant="a")
+        ev = td.evaluator
+        assert ev.get_variant("targeted", ctx("alice")) == "a"
+        assert ev.get_variant("targeted", ctx("bob", plan="team")) == "t"  # the old rule stays
+        assert ev.is_enabled("targeted", ctx("carol"))  # and so does the 100 % rollout
+    td = TestData()
+    td.flag("r").rollout(30)
+    td.flag("r").also_for(user_ids=["u-extra"])
+    shares = sum(td.evaluator.is_enabled_many("r", USERS)) / len(USERS)
+    assert 0.27 < shares < 0.33  # the rollout is kept
+    assert td.evaluator.is_enabled("r", EvalContext("u-extra"))
+    td.flag("off").off()
+    td.flag("off").also_for(user_ids=["u1"])  # off for everyone: then on for u1 only
+    assert td.evaluator.is_enabled("off", EvalContext("u1"))
+    assert not td.evaluator.is_enabled("off", EvalContext("u2"))
+    with pytest.raises(TypeError, match="not a str"):
+        td.flag("r").also_for(user_ids="u1")
+
+
+def test_on_for_keeps_its_meaning_only_on_a_flag_without_targeting_also_on_one_with(app_evaluator):
+    with TestData(app_evaluator) as td:
+        td.flag("targeted").on_for(user_ids=["alice"])  # has targeting: the others keep it
+        assert td.evaluator.is_enabled("targeted", ctx("bob"))
+        td.flag("new").on_for(user_ids=["alice"])  # none: only alice
+        assert not td.evaluator.is_enabled("new", ctx("bob"))
+
+
+# --- overrides win over a sync source -------------------------------------------------------------------
+
+
+def write_document(path, flags):
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps({"flags": flags}))
+    os.replace(tmp, path)
+
+
+def wait_until(predicate, timeout=10.0):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        time.sleep(0.02)
+    return bool(predicate())
+
+
+def test_trap_overrides_win_over_a_file_watcher_writing_the_evaluator(tmp_path):
+    """Trap: a TestData laid over an evaluator that a sync source keeps current lost its overrides at the
+    source's next write (and put stale flags back on restore). The adapters' view keeps them on top."""
+    path = tmp_path / "flags.json"
+    write_document(path, [{"key": "beta", "enabled": True}, {"key": "other", "enabled": False}])
+    evaluator = FlagEvaluator()
+    watcher = FlagFileWatcher(evaluator, path, interval=0.05)
+    assert watcher.start(5)
+    try:
+        with TestData(evaluator) as td:
+            td.flag("beta").off()
+            assert not resolve(evaluator).is_enabled("beta", ctx())
+            write_document(path, [{"key": "beta", "enabled": True}, {"key": "other", "enabled": True}])
+            assert wait_until(lambda: evaluator.is_enabled("other", ctx()))  # the watcher wrote the evaluator
+            seen = resolve(evaluator)
+            assert seen is bound_evaluator(evaluator)
+            assert not seen.is_enabled("beta", ctx())  # the override wins
+            assert seen.is_enabled("other", ctx())  # the source's other flags come through
+            assert td.config("other").enabled is True  # and builders start from them
+            td.flag("other").variant("test")
+            assert resolve(evaluator).get_variant("other", ctx()) == "test"
+        # Restored: the source's flags stay, nothing old is put back; no view any more.
+        assert bound_evaluator(evaluator) is None
+        assert evaluator.is_enabled("beta", ctx())
+        assert evaluator.is_enabled("other", ctx())
+    finally:
+        watcher.stop()
+
+
+def test_a_layer_without_a_sync_source_writes_the_evaluator_itself(app_evaluator):
+    with TestData(app_evaluator) as td:
+        td.flag("existing").off()
+        assert bound_evaluator(app_evaluator) is None  # nothing else wrote it: it holds the test's flags
+        assert not app_evaluator.is_enabled("existing", ctx())
+
+
+def test_builder_build_and_key_give_the_definition_as_published():
+    td = TestData()
+    builder = td.flag("f").only_for(user_ids=["u1"], variant="v").values({"v": 3})
+    assert builder.key == "f"
+    built = builder.build()
+    assert isinstance(built, FlagConfig)
+    assert built.to_dict() == td.config("f").to_dict() == td.evaluator.get_config("f").to_dict()
+    assert built.percentage == 0
+    assert [rule.variant for rule in built.rules] == ["v"]

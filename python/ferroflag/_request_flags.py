@@ -4,9 +4,32 @@ from __future__ import annotations
 
 from typing import Any
 
-from ferroflag import EvalResult
+from ferroflag import EvalResult, FlagEvaluator
 
-__all__ = ["RequestFlagsBase"]
+__all__ = ["CLIENT_METADATA_KEY", "RequestFlagsBase", "client_flag_keys"]
+
+CLIENT_METADATA_KEY = "client"
+"""The flag `metadata` entry (docs/spec.md §1) that lets a browser see a flag: `"client": true`."""
+
+# id(evaluator) -> (the evaluator, its version, the keys of its client flags). The entry holds the
+# evaluator alive, so its id cannot be reused meanwhile; small, as few evaluators serve at once.
+_client_keys_cache: dict[int, tuple[FlagEvaluator, int, tuple[str, ...]]] = {}
+_CLIENT_CACHE_SIZE = 8
+
+
+def client_flag_keys(evaluator: FlagEvaluator) -> tuple[str, ...]:
+    """The keys of the flags whose metadata has `"client": true` (the JSON true, not a string), in document
+    order; read once per evaluator version, so a bootstrap payload does not walk every definition per request."""
+    version = evaluator.version
+    entry = _client_keys_cache.get(id(evaluator))
+    if entry is not None and entry[0] is evaluator and entry[1] == version:
+        return entry[2]
+    # Read after the version: if an update lands in between, the next request reads again.
+    keys = tuple(config.key for config in evaluator.configs() if config.metadata.get(CLIENT_METADATA_KEY) is True)
+    if len(_client_keys_cache) >= _CLIENT_CACHE_SIZE:
+        _client_keys_cache.clear()
+    _client_keys_cache[id(evaluator)] = (evaluator, version, keys)
+    return keys
 
 
 class RequestFlagsBase:

@@ -9,8 +9,14 @@
     ferroflag schema
 
 Exit codes: 0 success; 1 an error (a file is invalid or unreadable, validation failed, the flag is not
-in the file, `migrate` found flags whose answers change); 2 a usage error (bad arguments). `main()`
-returns the code instead of exiting, so it can be called in-process.
+in the file, `migrate` found flags whose answers change); 2 a usage error (bad arguments); 70 an
+internal error (a bug: one line, the traceback only with FERROFLAG_DEBUG=1); 130 interrupted (Ctrl-C).
+`main()` returns the code instead of exiting, so it can be called in-process.
+
+No input and no environment makes the command show a traceback: files that are missing, directories,
+FIFOs, devices, over MAX_FILE_BYTES, not UTF-8 or nested too deeply; arguments that are not UTF-8;
+a stdout or stderr whose encoding lacks a character, that is closed, or whose reader went away. Every
+value an error or warning quotes is cut to a prefix (`_quote`), so each such line stays short.
 
 Every warning `validate` prints comes from the loader itself (`FlagEvaluator.warnings`, docs/spec.md
 §6): the command line has no checks of its own, so it can never disagree with what the engine loads.
@@ -19,24 +25,32 @@ Every warning `validate` prints comes from the loader itself (`FlagEvaluator.war
 from __future__ import annotations
 
 import argparse
+import errno
 import hashlib
+import io
 import json
 import logging
 import os
+import stat
 import sys
+import traceback
 from collections import Counter
-from collections.abc import Collection, Iterable, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from importlib import resources
-from typing import Any, Literal, TextIO
+from typing import Any, Literal, NoReturn, TextIO
 
 from ferroflag import ConfigError, EvalContext, EvalResult, FlagEvaluator, __version__
 
 __all__ = [
     "EXIT_ERROR",
+    "EXIT_INTERNAL",
+    "EXIT_INTERRUPTED",
     "EXIT_OK",
     "EXIT_USAGE",
+    "MAX_FILE_BYTES",
     "FileReport",
     "Problem",
     "build_parser",
@@ -48,6 +62,20 @@ __all__ = [
 EXIT_OK = 0
 EXIT_ERROR = 1
 EXIT_USAGE = 2
+#: A bug in the command line or the engine: sysexits.h's EX_SOFTWARE, so scripts can tell it from a bad file.
+EXIT_INTERNAL = 70
+#: Ctrl-C, as shells report a process that SIGINT ended (128 + 2).
+EXIT_INTERRUPTED = 130
+
+#: A flag file larger than this is refused unread: the limit `FlagFileWatcher` and `FlagSyncClient` apply
+#: by default (16 MiB), so `validate` never passes a file that the apps would refuse to load.
+MAX_FILE_BYTES = 16 * 1024 * 1024
+
+#: How much of a value an error or warning quotes; the engine's own messages cut at the same length.
+QUOTE_LIMIT = 80
+
+#: The set-it-to-1 switch that makes an internal error print its traceback (for bug reports).
+DEBUG_ENV = "FERROFLAG_DEBUG"
 
 #: Synthetic users are `user-0` .. `user-{N-1}`; more than this is almost certainly a typo.
 MAX_USERS = 10_000_000
@@ -107,8 +135,29 @@ class FileReport:
         }
 
 
-def _quote(text: str) -> str:
-    return json.dumps(text, ensure_ascii=False)
+def _length(text: str) -> str:
+    # Bytes, as the engine counts them in its messages; surrogatepass so that a lone surrogate (an
+    # argument or a file name that is not UTF-8) is counted too, not raised on.
+    return f"{len(text.encode('utf-8', 'surrogatepass'))} bytes"
+
+
+def _quote(text: str, limit: int | None = QUOTE_LIMIT) -> str:
+    """`text` as a JSON string; a longer one as its first `limit` characters and its length, the way the
+    engine quotes (`"kkkk…"… (15000000 bytes)`), so that a 15 MB key makes a short line. `limit=None`
+    quotes it whole: for what a command prints as its answer, not for errors and warnings."""
+    if limit is None or len(text) <= limit:
+        return json.dumps(text, ensure_ascii=False)
+    return f"{json.dumps(text[:limit], ensure_ascii=False)}… ({_length(text)})"
+
+
+def _repr(text: str, limit: int = QUOTE_LIMIT) -> str:
+    """`repr(text)`, cut like `_quote`: for the messages that quote Python-style."""
+    return repr(text) if len(text) <= limit else f"{text[:limit]!r}… ({_length(text)})"
+
+
+def _clip(text: str, limit: int = QUOTE_LIMIT) -> str:
+    """`text` unquoted, cut like `_quote`."""
+    return text if len(text) <= limit else f"{text[:limit]}… ({_length(text)})"
 
 
 def _location(path: str) -> tuple[int, int]:
@@ -164,15 +213,61 @@ def _warnings(evaluator: FlagEvaluator, data: bytes) -> list[Problem]:
     return sorted(found, key=lambda p: _location(p.path))
 
 
+class _ReadError(Exception):
+    """A flag file that cannot be read; the message starts with "cannot read: "."""
+
+
+_MIB = f"{MAX_FILE_BYTES // (1024 * 1024)} MiB"
+
+
 def _read(path: str) -> bytes:
-    if path == "-":
-        return sys.stdin.buffer.read()
-    with open(path, "rb") as f:
-        return f.read()
+    """The bytes of the flag file at `path` ("-" is stdin), at most MAX_FILE_BYTES.
+
+    Raises `_ReadError` for anything that is not a readable flag file of that size. It never blocks on a
+    FIFO nobody writes to: the file is opened non-blocking (opening a FIFO is what would wait for a
+    writer), and a FIFO without a writer then reads as empty at once. A pipe that has a writer, as
+    `ferroflag diff <(git show HEAD:flags.json) flags.json` gives, is read to its end like stdin.
+    """
+    try:
+        if path == "-":
+            stdin = sys.stdin
+            if stdin is None:  # started with stdin closed (`<&-`)
+                raise _ReadError("cannot read: stdin is closed")
+            return _bounded(stdin.buffer.read(MAX_FILE_BYTES + 1))
+        nonblocking = getattr(os, "O_NONBLOCK", 0)
+        fd = os.open(path, os.O_RDONLY | nonblocking | getattr(os, "O_CLOEXEC", 0))
+        with os.fdopen(fd, "rb", buffering=0) as f:
+            info = os.fstat(fd)
+            if stat.S_ISDIR(info.st_mode):
+                raise IsADirectoryError(errno.EISDIR, os.strerror(errno.EISDIR))
+            if stat.S_ISREG(info.st_mode) and info.st_size > MAX_FILE_BYTES:
+                raise _ReadError(f"cannot read: larger than the {_MIB} limit ({info.st_size} bytes)")
+            if nonblocking:
+                os.set_blocking(fd, True)  # a pipe with a writer: wait for its data, as for stdin
+            return _bounded(_read_up_to(f, MAX_FILE_BYTES + 1))
+    except OSError as error:
+        raise _ReadError(f"cannot read: {error.strerror or error}") from error
+    except ValueError as error:  # an in-process caller's path with a NUL in it
+        raise _ReadError(f"cannot read: {_clip(str(error))}") from error
 
 
-def _os_message(error: OSError) -> str:
-    return f"cannot read: {error.strerror or error}"
+def _read_up_to(f: io.RawIOBase, n: int) -> bytes:
+    chunks: list[bytes] = []
+    size = 0
+    while size < n:
+        chunk = f.read(n - size)
+        if not chunk:  # end of file; None (would block) cannot happen once the fd blocks again
+            break
+        chunks.append(chunk)
+        size += len(chunk)
+    return b"".join(chunks)
+
+
+def _bounded(data: bytes) -> bytes:
+    """`data`, read up to one byte past the limit (a device or pipe has no size to check first)."""
+    if len(data) > MAX_FILE_BYTES:
+        raise _ReadError(f"cannot read: larger than the {_MIB} limit")
+    return data
 
 
 def _cmd_validate(args: argparse.Namespace, out: TextIO) -> int:
@@ -182,8 +277,8 @@ def _cmd_validate(args: argparse.Namespace, out: TextIO) -> int:
         name = "<stdin>" if path == "-" else path
         try:
             data = _read(path)
-        except OSError as error:
-            reports.append(FileReport(name, errors=[Problem("error", _os_message(error))]))
+        except _ReadError as error:
+            reports.append(FileReport(name, errors=[Problem("error", str(error))]))
             continue
         reports.append(validate_bytes(data, name))
     ok = all(r.ok(strict) for r in reports)
@@ -226,17 +321,46 @@ def _load_with_data(path: str) -> tuple[FlagEvaluator, bytes]:
     try:
         data = _read(path)
         evaluator.update_json(data)
-    except OSError as error:
-        raise _CommandError(f"{path}: {_os_message(error)}") from error
+    except _ReadError as error:
+        raise _CommandError(f"{path}: {error}") from error
     except ConfigError as error:
         raise _CommandError(f"{path}: {error}") from error
     return evaluator, data
 
 
+def _utf8(text: str) -> str:
+    """An argument that must be text (a flag key, a user id, an attribute, a host).
+
+    Python hands argv bytes that are not valid in the locale's encoding over as lone surrogates
+    (surrogateescape); the engine only takes UTF-8 text, so such an argument is a usage error that says
+    which one it is. Under an ASCII locale (LC_ALL=C without coercion) even valid UTF-8 arrives that
+    way: those bytes are the text that was typed, and are decoded as such.
+    """
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        pass
+    else:
+        return text
+    try:
+        return os.fsencode(text).decode("utf-8")
+    except (UnicodeError, ValueError):
+        raise argparse.ArgumentTypeError(f"not valid UTF-8: {_shown_bytes(text)}") from None
+
+
+def _shown_bytes(text: str) -> str:
+    """What an argument that is not UTF-8 was, as the bytes it came from (cut to a prefix)."""
+    try:
+        data = os.fsencode(text)
+    except (UnicodeError, ValueError):  # an in-process caller's lone surrogate outside surrogateescape
+        return _clip(ascii(text))
+    return repr(data) if len(data) <= QUOTE_LIMIT else f"{data[:QUOTE_LIMIT]!r}… ({len(data)} bytes)"
+
+
 def _prop(text: str) -> tuple[str, str]:
-    name, sep, value = text.partition("=")
+    name, sep, value = _utf8(text).partition("=")
     if not sep or not name:
-        raise argparse.ArgumentTypeError(f"expected NAME=VALUE, got {text!r}")
+        raise argparse.ArgumentTypeError(f"expected NAME=VALUE, got {_repr(text)}")
     return name, value
 
 
@@ -244,9 +368,9 @@ def _user_count(text: str) -> int:
     try:
         n = int(text)
     except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {_repr(text)}") from None
     if not 1 <= n <= MAX_USERS:
-        raise argparse.ArgumentTypeError(f"must be between 1 and {MAX_USERS}, got {n}")
+        raise argparse.ArgumentTypeError(f"must be between 1 and {MAX_USERS}, got {_clip(text)}")
     return n
 
 
@@ -299,8 +423,15 @@ def _result_json(result: EvalResult) -> dict[str, Any]:
 
 
 def _print_json(data: object, out: TextIO) -> None:
-    json.dump(data, out, indent=2, ensure_ascii=False)
-    out.write("\n")
+    text = json.dumps(data, indent=2, ensure_ascii=False)
+    try:
+        text.encode(getattr(out, "encoding", None) or "utf-8")
+    except (UnicodeEncodeError, LookupError):
+        # A character the stream cannot encode (PYTHONIOENCODING=ascii, LC_ALL=C), or a lone surrogate
+        # from a file name that is not UTF-8: JSON's own \u escapes are valid JSON in any encoding,
+        # where the stream's backslashreplace would write `\xe9`, which is not.
+        text = json.dumps(data, indent=2, ensure_ascii=True)
+    out.write(text + "\n")
 
 
 def _number(x: float) -> str:
@@ -387,8 +518,16 @@ def _cmd_eval(args: argparse.Namespace, out: TextIO) -> int:
     return EXIT_OK
 
 
+#: How many of the file's flag keys an "unknown flag" error lists.
+_LISTED_KEYS = 10
+
+
 def _not_found(file: str, key: str, evaluator: FlagEvaluator) -> str:
-    return f"{file}: no flag {key!r} (flags: {', '.join(evaluator.keys()) or 'none'})"
+    keys = evaluator.keys()
+    listed = ", ".join(_clip(k) for k in keys[:_LISTED_KEYS]) or "none"
+    if len(keys) > _LISTED_KEYS:
+        listed += f", … and {len(keys) - _LISTED_KEYS} more"
+    return f"{file}: no flag {_repr(key)} (flags: {listed})"
 
 
 def _who(ctx: EvalContext) -> str:
@@ -451,7 +590,7 @@ def _print_prerequisites(explanation: Mapping[str, Any], flag: Mapping[str, Any]
 
 
 def _print_rule(rule: Mapping[str, Any], wire: Mapping[str, Any], bucket_by: str, out: TextIO) -> None:
-    name = f" {_quote(rule['name'])}" if rule["name"] else ""
+    name = f" {_quote(rule['name'], None)}" if rule["name"] else ""
     target = f"a pick from {_weights(wire['variants'])}" if wire.get("variants") else f"variant {rule['variant']!r}"
     rollout: Mapping[str, Any] | None = rule["rollout"]
     share = ""
@@ -590,7 +729,7 @@ def _bar(fraction: float, out: TextIO) -> str:
 
 
 def _describe_rule(index: int, rule: Mapping[str, Any]) -> str:
-    name = f" {_quote(rule['name'])}" if rule.get("name") else ""
+    name = f" {_quote(rule['name'], None)}" if rule.get("name") else ""
     conditions = [
         _condition_text({"attribute": c.get("attribute"), "operator": c["operator"], "values": c.get("values") or []})
         for c in rule.get("conditions") or []
@@ -1067,7 +1206,7 @@ class _Format1Reading:
                         "anonymous_variant",
                         f'format 1 gave a context with an empty {bucket_by} the weighted pick for "" '
                         f"({variant!r}); format 2 gives it default_variant {default_variant!r}",
-                        f'set "default_variant": {_quote(variant)} to keep {variant!r}: while the weights are '
+                        f'set "default_variant": {_quote(variant, None)} to keep {variant!r}: while the weights are '
                         "positive, default_variant only serves contexts without a bucketing value",
                     )
                 )
@@ -1186,6 +1325,7 @@ def _cmd_serve(args: argparse.Namespace, out: TextIO) -> int:
         logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     if args.no_access_log:
         logging.getLogger(server.ACCESS_LOGGER).setLevel(logging.WARNING)
+    _check_servable(args.file)
     try:
         service = server.FlagService(args.file, args.host, args.port, poll_interval=args.poll_interval)
     except ConfigError as error:
@@ -1193,6 +1333,24 @@ def _cmd_serve(args: argparse.Namespace, out: TextIO) -> int:
     except OSError as error:
         raise _CommandError(f"{args.file}: cannot serve: {error.strerror or error}") from error
     return server.run(service, out=out)
+
+
+def _check_servable(path: str) -> None:
+    """Refuses what `serve` cannot keep serving: the server reads the file again whenever its stat
+    changes, so a FIFO or a device (which would block it, or never end) and an oversized file are
+    turned away before it starts."""
+    try:
+        info = os.stat(path)
+    except OSError as error:
+        raise _CommandError(f"{path}: cannot read: {error.strerror or error}") from error
+    except ValueError as error:  # an in-process caller's path with a NUL in it
+        raise _CommandError(f"{path}: cannot read: {_clip(str(error))}") from error
+    if stat.S_ISDIR(info.st_mode):
+        raise _CommandError(f"{path}: cannot read: {os.strerror(errno.EISDIR)}")
+    if not stat.S_ISREG(info.st_mode):
+        raise _CommandError(f"{path}: cannot serve: not a regular file (it is re-read whenever it changes)")
+    if info.st_size > MAX_FILE_BYTES:
+        raise _CommandError(f"{path}: cannot read: larger than the {_MIB} limit ({info.st_size} bytes)")
 
 
 def schema_text() -> str:
@@ -1211,17 +1369,29 @@ def _cmd_schema(args: argparse.Namespace, out: TextIO) -> int:
 
 _EPILOG = (
     "exit codes: 0 success, 1 error (invalid file, failed validation, unknown flag; for migrate: some answers "
-    "differ), 2 usage error"
+    f"differ), 2 usage error, 70 internal error (a bug: {DEBUG_ENV}=1 prints its traceback), 130 interrupted. "
+    "No input shows a traceback."
 )
+
+#: The longest error message argparse may print: it quotes the offending arguments whole.
+_MESSAGE_LIMIT = 1000
+
+
+class _Parser(argparse.ArgumentParser):
+    """An ArgumentParser whose error messages are bounded (`invalid choice: '<100 kB>'` and
+    `unrecognized arguments: <all of them>` are argparse's own texts)."""
+
+    def error(self, message: str) -> NoReturn:
+        super().error(_clip(message, _MESSAGE_LIMIT))
 
 
 def _poll_interval(text: str) -> float:
     try:
         value = float(text)
     except ValueError:
-        raise argparse.ArgumentTypeError(f"expected seconds, got {text!r}") from None
+        raise argparse.ArgumentTypeError(f"expected seconds, got {_repr(text)}") from None
     if not 0.05 <= value <= 3600:
-        raise argparse.ArgumentTypeError(f"must be between 0.05 and 3600 seconds, got {text}")
+        raise argparse.ArgumentTypeError(f"must be between 0.05 and 3600 seconds, got {_clip(text)}")
     return value
 
 
@@ -1229,15 +1399,15 @@ def _port(text: str) -> int:
     try:
         value = int(text)
     except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a port number, got {text!r}") from None
+        raise argparse.ArgumentTypeError(f"expected a port number, got {_repr(text)}") from None
     if not 0 <= value <= 65535:
-        raise argparse.ArgumentTypeError(f"must be between 0 and 65535, got {value}")
+        raise argparse.ArgumentTypeError(f"must be between 0 and 65535, got {_clip(text)}")
     return value
 
 
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of the `ferroflag` command."""
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="ferroflag",
         description="Check, explain, simulate, diff, migrate and serve ferroflag flag files.",
         epilog=_EPILOG,
@@ -1245,11 +1415,11 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"ferroflag {__version__}")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
 
-    context = argparse.ArgumentParser(add_help=False)
+    context = _Parser(add_help=False)
     group = context.add_argument_group("context attributes")
-    group.add_argument("--email", help="the user's email")
-    group.add_argument("--plan", help="the user's plan")
-    group.add_argument("--country", help="the user's country")
+    group.add_argument("--email", type=_utf8, help="the user's email")
+    group.add_argument("--plan", type=_utf8, help="the user's plan")
+    group.add_argument("--country", type=_utf8, help="the user's country")
     group.add_argument(
         "--prop",
         metavar="NAME=VALUE",
@@ -1258,10 +1428,10 @@ def build_parser() -> argparse.ArgumentParser:
         default=[],
         help="a property (repeatable), e.g. --prop beta=true --prop app_version=2.4.1",
     )
-    as_json = argparse.ArgumentParser(add_help=False)
+    as_json = _Parser(add_help=False)
     as_json.add_argument("--json", action="store_true", help="print JSON instead of text")
 
-    def command(name: str, help: str, description: str, parents: Sequence[argparse.ArgumentParser] = ()) -> Any:
+    def command(name: str, help: str, description: str, parents: Sequence[_Parser] = ()) -> Any:
         return commands.add_parser(
             name,
             help=help,
@@ -1297,8 +1467,8 @@ def build_parser() -> argparse.ArgumentParser:
         [context, as_json],
     )
     p.add_argument("file", metavar="FILE", help="flag document")
-    p.add_argument("key", metavar="KEY", help="flag key")
-    p.add_argument("--user-id", required=True, help="the user id that rollouts and variant picks bucket on")
+    p.add_argument("key", metavar="KEY", type=_utf8, help="flag key")
+    p.add_argument("--user-id", required=True, type=_utf8, help="the user id that rollouts and variant picks bucket on")
     p.set_defaults(run=_cmd_eval)
 
     p = command(
@@ -1311,7 +1481,7 @@ def build_parser() -> argparse.ArgumentParser:
         [context, as_json],
     )
     p.add_argument("file", metavar="FILE", help="flag document")
-    p.add_argument("key", metavar="KEY", help="flag key")
+    p.add_argument("key", metavar="KEY", type=_utf8, help="flag key")
     p.add_argument("--users", type=_user_count, default=10_000, metavar="N", help="how many users (default 10000)")
     p.set_defaults(run=_cmd_rollout)
 
@@ -1354,7 +1524,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--port 0 the system picks a free port.",
     )
     p.add_argument("file", metavar="FILE", help="flag document")
-    p.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
+    p.add_argument("--host", default="127.0.0.1", type=_utf8, help="address to listen on (default 127.0.0.1)")
     p.add_argument("--port", type=_port, default=8080, help="port to listen on, 0 for any free one (default 8080)")
     p.add_argument(
         "--poll-interval",
@@ -1383,36 +1553,151 @@ def _exit_code(code: object) -> int:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Runs the command line and returns its exit code (it does not call `sys.exit`)."""
+    """Runs the command line and returns its exit code (it does not call `sys.exit`).
+
+    It never raises and never prints a traceback: a bug is one line and EXIT_INTERNAL (the traceback
+    too only when FERROFLAG_DEBUG=1), Ctrl-C is EXIT_INTERRUPTED, a reader of stdout that went away
+    (`| head`) ends it quietly with EXIT_ERROR.
+    """
+    with _tolerant_streams():
+        try:
+            code = _main(argv)
+            failure = _settle_stdout()
+            if failure is not None:
+                if not isinstance(failure, BrokenPipeError):
+                    _say(f"ferroflag: cannot write the output: {failure.strerror or failure}")
+                code = code or EXIT_ERROR
+            return code
+        except KeyboardInterrupt:
+            _settle_stdout()
+            return EXIT_INTERRUPTED
+        except Exception as error:
+            return _internal_error(error)
+
+
+def _main(argv: Sequence[str] | None) -> int:
     parser = build_parser()
     try:
         args = parser.parse_args(argv)
     except SystemExit as exit_:  # --help, --version, usage errors
         return _exit_code(exit_.code)
-    out = sys.stdout
+    command: str = args.command
+    run: Callable[[argparse.Namespace, TextIO], int] = args.run
+    if sys.stdout is not None:
+        return _run_command(command, run, args, sys.stdout)
+    # Started with stdout closed (`>&-`): the exit code is the answer, the output goes nowhere.
+    with open(os.devnull, "w", encoding="utf-8", errors="backslashreplace") as sink:
+        return _run_command(command, run, args, sink)
+
+
+def _run_command(
+    command: str, run: Callable[[argparse.Namespace, TextIO], int], args: argparse.Namespace, out: TextIO
+) -> int:
     try:
-        code: int = args.run(args, out)
+        code = run(args, out)
         out.flush()
         return code
     except _CommandError as error:
-        print(f"ferroflag {args.command}: {error}", file=sys.stderr)
+        _say(f"ferroflag {command}: {error}")
         return EXIT_ERROR
-    except KeyboardInterrupt:
-        return 130
     except BrokenPipeError:
-        # `ferroflag schema | head`: stop quietly, and keep Python from complaining at exit.
+        # stdout's reader went away (`ferroflag schema | head`): stop quietly, as other commands do.
+        _settle_stdout(discard=True)
+        return EXIT_ERROR
+    except OSError as error:  # writing the output failed otherwise (a full disk): say so
+        _settle_stdout()
+        _say(f"ferroflag {command}: {_clip(error.strerror or str(error), _MESSAGE_LIMIT)}")
+        return EXIT_ERROR
+    except RecursionError:
+        # The engine refuses documents nested 128 levels deep before Python sees them; this is the
+        # backstop for any walk over Python data that still went too deep.
+        _say(f"ferroflag {command}: the document is nested too deeply")
+        return EXIT_ERROR
+    except MemoryError:
+        _say(f"ferroflag {command}: out of memory")
+        return EXIT_ERROR
+
+
+def _say(line: str) -> None:
+    """Writes one line to stderr; a stderr that is closed or gone is no reason to fail (or to raise)."""
+    stream = sys.stderr
+    if stream is None:  # started with stderr closed (`2>&-`)
+        return
+    try:
+        stream.write(line + "\n")
+        stream.flush()
+    except (OSError, ValueError):
+        pass
+
+
+def _settle_stdout(discard: bool = False) -> OSError | None:
+    """Flushes stdout, and returns the error when that fails (its reader went away, the disk is full).
+
+    Then, or with `discard`, it points stdout's file descriptor at the null device, so that the
+    interpreter's own flush at exit cannot fail again and print "Exception ignored ... BrokenPipeError".
+    """
+    stream = sys.stdout
+    if stream is None:
+        return None
+    failure: OSError | None = None
+    try:
+        stream.flush()
+    except OSError as error:
+        failure = error
+    except ValueError:  # closed
+        return None
+    if failure is None and not discard:
+        return None
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
         try:
-            devnull = os.open(os.devnull, os.O_WRONLY)
-            os.dup2(devnull, sys.stdout.fileno())
-        except (OSError, ValueError):
-            pass
-        return EXIT_ERROR
-    except (RecursionError, MemoryError) as error:
-        print(f"ferroflag {args.command}: the document is too large or too deeply nested ({error!r})", file=sys.stderr)
-        return EXIT_ERROR
-    except Exception as error:  # a bug: still one line and exit 1, never a traceback
-        print(f"ferroflag {args.command}: internal error: {type(error).__name__}: {error}", file=sys.stderr)
-        return EXIT_ERROR
+            os.dup2(devnull, stream.fileno())
+        finally:
+            os.close(devnull)
+    except (OSError, ValueError):  # no file descriptor (an in-process caller's stream)
+        pass
+    return failure
+
+
+def _internal_error(error: BaseException) -> int:
+    """A bug: one bounded line naming the exception, and the traceback too when FERROFLAG_DEBUG=1."""
+    debug = os.environ.get(DEBUG_ENV, "") not in ("", "0")
+    if debug and sys.stderr is not None:
+        with suppress(OSError, ValueError):
+            traceback.print_exception(error, file=sys.stderr)
+    try:
+        text = " ".join(str(error).split())  # one line, whatever the message holds
+    except Exception:  # an exception whose __str__ itself fails
+        text = "(its message cannot be shown)"
+    line = f"ferroflag: internal error: {type(error).__name__}: {_clip(text, 300)}"
+    _say(line if debug else f"{line} (set {DEBUG_ENV}=1 for the traceback)")
+    return EXIT_INTERNAL
+
+
+@contextmanager
+def _tolerant_streams() -> Iterator[None]:
+    """Makes stdout and stderr write what their encoding lacks as backslash escapes, for the run.
+
+    Flag keys, values and file names may hold any character; under PYTHONIOENCODING=ascii or LC_ALL=C
+    printing one would raise UnicodeEncodeError, and a file name that is not UTF-8 (a lone surrogate)
+    raises under any encoding. The streams' own error handlers come back afterwards, so an in-process
+    caller's streams are as they were.
+    """
+    saved: list[tuple[io.TextIOWrapper, str | None]] = []
+    for stream in (sys.stdout, sys.stderr):
+        if isinstance(stream, io.TextIOWrapper) and stream.errors != "backslashreplace":
+            try:
+                errors = stream.errors
+                stream.reconfigure(errors="backslashreplace")
+                saved.append((stream, errors))
+            except (OSError, ValueError):  # closed, or a flush of pending output that failed
+                pass
+    try:
+        yield
+    finally:
+        for stream, errors in saved:
+            with suppress(OSError, ValueError):
+                stream.reconfigure(errors=errors)
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -1,37 +1,51 @@
 """FastAPI integration: flag dependencies, a gate decorator and a lifespan-managed sync (install `ferroflag[fastapi]`).
 
+    from typing import Annotated
     from fastapi import Depends, FastAPI
-    from ferroflag import FlagEvaluator, FlagSyncClient
-    from ferroflag.fastapi import FlagsDep, feature_gate, require_flag, setup
+    from ferroflag import EvalContext, FlagEvaluator, FlagSyncClient
+    from ferroflag.fastapi import FlagDependencies, Flags, setup
+
+    async def flag_context(user: Annotated[User | None, Depends(optional_user)]) -> EvalContext:
+        return EvalContext(user.id, email=user.email, plan=user.plan) if user else EvalContext("")
+
+    flag_deps = FlagDependencies(context=flag_context)     # once, next to your auth dependencies
+    UserFlags = Annotated[Flags, Depends(flag_deps.get_flags)]
 
     evaluator = FlagEvaluator()
     app = FastAPI()
-    setup(app, evaluator, sync=FlagSyncClient(evaluator, "https://flags.internal"))  # started by the lifespan
+    setup(app, evaluator, context=flag_deps, sync=FlagSyncClient(evaluator, "https://flags.internal"))
 
-    @app.get("/checkout", dependencies=[Depends(require_flag("new-checkout"))])  # 404 when off
-    async def checkout(flags: FlagsDep) -> dict[str, str]:
+    @app.get("/checkout", dependencies=[Depends(flag_deps.require_flag("new-checkout"))])  # 404 when off
+    async def checkout(flags: UserFlags) -> dict[str, str]:
         return {"theme": flags.variant("dark-mode")}
 
 What it does:
 
-- `setup(app, evaluator, sync=None, context=None)` keeps everything on `app.state` (no module
-  globals), so two apps in one process can use two evaluators. With `sync` (a `FlagSyncClient` or
-  `FlagFileWatcher`) the app's lifespan starts it (`start_async`, in each worker, after any fork)
-  and stops it at shutdown, around your own lifespan. `sync_lifespan()` is that lifespan on its own.
-- The flag dependencies evaluate for the `EvalContext` that `get_context` gives: by default read from
-  the `x-user-id`, `x-user-email`, `x-plan` and `cf-ipcountry` headers, or from the app's own
-  function of the request, `setup(app, evaluator, context=fn)`.
-- A context built from other dependencies (the authenticated user, say) needs FastAPI to solve them,
-  so it goes into the dependencies themselves: `deps = FlagDependencies(context=user_context)`, once,
-  then `deps.require_flag(...)`, `deps.get_flags`, `deps.feature_gate(...)`.
-- `get_flags` (alias `FlagsDep`) gives one `Flags` object per request: each flag is evaluated at most
-  once per request however many dependencies and handlers ask for it.
-- `require_flag(key)` is a dependency (in a route's parameters or in `dependencies=[...]`) that answers
-  404 `{"detail": "Feature not available"}` when the flag is off, and gives the flag's `EvalResult` when on.
-- `feature_gate(key, fallback=...)` wraps a sync or async endpoint; when the flag is off it calls the
-  fallback with the same arguments (or answers 404).
+- The context is the app's decision, made once: `setup(app, evaluator, context=...)` takes either a
+  `FlagDependencies` (its context may use `Depends`, e.g. on the logged-in user) or a function of the
+  request. There is no default: a context read from request headers (`header_context`) trusts whatever
+  the client sends, so it is an explicit choice, for headers a trusted proxy sets.
+- Every flag dependency of the app evaluates for that context. With a function of the request, the
+  module-level `require_flag`, `get_flags` (`FlagsDep`), `feature_gate`, `get_context` (`ContextDep`),
+  `client_flags` work as they are; with a `FlagDependencies`, use its methods (FastAPI solves
+  dependencies from the signatures it sees when a route is declared, so the module-level ones cannot
+  reach yours). A dependency built for another context than the app's raises instead of gating on the
+  wrong user: the app's startup lists the routes that have one, and their first request raises.
+- `setup()` keeps everything on `app.state` (no module globals), so two apps in one process can use two
+  evaluators. With `sync` (any `ferroflag.sources.FlagSource`: `FlagSyncClient`, `FlagFileWatcher`) the
+  app's lifespan starts it (`start_async`, in each worker, after any fork) and stops it at shutdown,
+  around your own lifespan. `sync_lifespan()` is that lifespan on its own.
+- `Flags` (per request) evaluates each flag at most once however many dependencies and handlers ask.
+- `require_flag(key, default=False)` answers 404 `{"detail": "Feature not available"}` when the flag is
+  off, and gives the flag's `EvalResult` when on; `default` is the answer while no flag has that key
+  (a kill switch that must stay on before the first sync: `default=True`).
+- `feature_gate(key, fallback=..., default=False)` wraps a sync or async endpoint, below the route
+  decorator (above it, it raises at import: the route would serve the ungated endpoint).
+- `client_flags(flags)` / `ClientFlagsDep`: the flags a browser may see (metadata `"client": true`),
+  as a JSON-ready dict, recorded in `flags.evaluated()`.
 - In tests, `ferroflag.testing.TestData.bind(app)` (or `ferroflag.testing.bind`) points the app at a
-  test evaluator: it is preferred over the app's own, so no `app.dependency_overrides` are needed.
+  test evaluator: it is preferred over the app's own, so no `app.dependency_overrides` are needed, and
+  a sync source started by the lifespan cannot overwrite the test's flags.
 
 No middleware is installed (no `BaseHTTPMiddleware`): only the routes that use a flag dependency pay for
 it, and every dependency here is `async` (no threadpool hop).
@@ -42,21 +56,26 @@ from __future__ import annotations
 import functools
 import inspect
 import logging
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+import sys
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
-from typing import Annotated, Any, Protocol, TypeVar, cast
+from typing import Annotated, Any, TypeVar, cast
 
 from fastapi import Depends, FastAPI, HTTPException, Request
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import HTTPConnection
 
-from ferroflag import EvalContext, EvalResult, FlagEvaluator, SyncStatus
-from ferroflag._request_flags import RequestFlagsBase
-from ferroflag.testing import bound_evaluator
+from ferroflag import EvalContext, EvalResult, FlagEvaluator
+from ferroflag._binding import bound_evaluator, resolve
+from ferroflag._request_flags import RequestFlagsBase, client_flag_keys
+from ferroflag._route_check import registered_as_route
+from ferroflag.sources import FlagSource
 
 __all__ = [
     "CONTEXT_HEADERS",
     "STATE_ATTRIBUTE",
+    "ClientFlags",
+    "ClientFlagsDep",
     "ContextDep",
     "ContextFunction",
     "FerroflagFastAPI",
@@ -66,7 +85,9 @@ __all__ = [
     "FlagsDep",
     "Lifespan",
     "SyncSource",
+    "client_flags",
     "feature_gate",
+    "get_client_flags",
     "get_context",
     "get_flags",
     "header_context",
@@ -102,13 +123,11 @@ ContextFunction = Callable[..., EvalContext] | Callable[..., Awaitable[EvalConte
 Lifespan = Callable[[Any], AbstractAsyncContextManager[Mapping[str, Any] | None]]
 """An ASGI lifespan as FastAPI takes it: `app -> async context manager` yielding state or None."""
 
+SyncSource = FlagSource
+"""Deprecated name of `ferroflag.sources.FlagSource`, kept for code that imports it from here."""
 
-class SyncSource(Protocol):
-    """A flag source the lifespan can start and stop: `FlagSyncClient` and `FlagFileWatcher` fit."""
-
-    def start_async(self, wait: float = ...) -> Awaitable[bool]: ...
-    def stop(self) -> bool: ...
-    def status(self) -> SyncStatus: ...
+ClientFlags = dict[str, dict[str, Any]]
+"""What `client_flags()` gives: flag key -> `{"enabled": bool, "variant": str, "value": JSON or None}`."""
 
 
 # --- per-app state -----------------------------------------------------------------------------------
@@ -120,24 +139,32 @@ class FerroflagFastAPI:
     Attributes:
         evaluator: The app's evaluator (a test evaluator bound with `ferroflag.testing.bind` wins over it).
         sync: The flag source the lifespan starts and stops, if any (`sync.status()` suits a health check).
-        context: The app's context function, or None for the header context.
+        context: The app's context as given to `setup()`: a `FlagDependencies`, a function of the
+            request, or None (then the flag dependencies raise: there is no default context).
         sync_wait: Seconds the lifespan waits for the first snapshot before the app serves anyway.
     """
 
-    __slots__ = ("_context", "context", "evaluator", "sync", "sync_wait")
+    __slots__ = ("_context", "_context_function", "context", "evaluator", "sync", "sync_wait")
 
     def __init__(
         self,
         evaluator: FlagEvaluator,
-        sync: SyncSource | None = None,
-        context: ContextFunction | None = None,
+        sync: FlagSource | None,
+        context: FlagDependencies | ContextFunction | None,
         sync_wait: float = 5.0,
     ) -> None:
         self.evaluator = evaluator
         self.sync = sync
         self.context = context
         self.sync_wait = sync_wait
-        self._context = None if context is None else _request_function(context)
+        function = context.context if isinstance(context, FlagDependencies) else context
+        # The user's function, to recognise a FlagDependencies built for the same context.
+        self._context_function: Callable[..., Any] | None = function
+        # The context as a coroutine function of the request, when it is one (else only FastAPI can
+        # solve it, through the FlagDependencies' own dependencies).
+        self._context: Callable[[Request], Awaitable[EvalContext]] | None = (
+            None if function is None else _as_request_function(function)
+        )
 
     @classmethod
     def of(cls, app: Any) -> FerroflagFastAPI:
@@ -155,7 +182,10 @@ class FerroflagFastAPI:
         return f"<FerroflagFastAPI evaluator={self.evaluator!r} sync={self.sync!r} context={self.context!r}>"
 
 
-_NOT_SET_UP = "ferroflag is not set up on this app: call ferroflag.fastapi.setup(app, evaluator) first"
+_NOT_SET_UP = (
+    "ferroflag is not set up on this app: call ferroflag.fastapi.setup(app, evaluator, context=...) first "
+    "(in tests too: the context says who the flags are evaluated for)"
+)
 
 
 def _state(app: Any) -> FerroflagFastAPI | None:
@@ -163,14 +193,19 @@ def _state(app: Any) -> FerroflagFastAPI | None:
     return state if isinstance(state, FerroflagFastAPI) else None
 
 
-def _evaluator_for(app: Any) -> FlagEvaluator:
-    evaluator = bound_evaluator(app)
-    if evaluator is not None:
-        return evaluator
+def _set_up(app: Any) -> FerroflagFastAPI:
     state = _state(app)
     if state is None:
         raise RuntimeError(_NOT_SET_UP)
-    return state.evaluator
+    return state
+
+
+def _evaluator_for(app: Any, state: FerroflagFastAPI) -> FlagEvaluator:
+    # A test's evaluator first (bound to the app, or laid over the app's own evaluator).
+    evaluator = bound_evaluator(app)
+    if evaluator is not None:
+        return evaluator
+    return resolve(state.evaluator)
 
 
 def _is_request_annotation(annotation: object) -> bool:
@@ -181,16 +216,12 @@ def _is_request_annotation(annotation: object) -> bool:
     )
 
 
-def _request_function(function: ContextFunction) -> Callable[[Request], Awaitable[EvalContext]]:
-    """`function` as a coroutine function of the request.
-
-    Raises:
-        TypeError: `function` takes more than the request (a parameter with a default, a second one,
-            an annotation other than `Request`/`HTTPConnection`).
-    """
+def _takes_request_only(function: Callable[..., Any]) -> bool | None:
+    """True: `function(request)`; False: `function()`; None: it takes more (FastAPI dependencies)."""
     try:
         params = list(inspect.signature(function, eval_str=True).parameters.values())
-    except NameError:  # an annotation imported under TYPE_CHECKING: judge it by its text
+    except (NameError, AttributeError, TypeError, SyntaxError):
+        # An annotation that does not evaluate here (imported under TYPE_CHECKING, say): judge it by its text.
         params = list(inspect.signature(function).parameters.values())
     if len(params) > 1 or any(
         param.kind not in _POSITIONAL
@@ -198,12 +229,23 @@ def _request_function(function: ContextFunction) -> Callable[[Request], Awaitabl
         or not _is_request_annotation(param.annotation)
         for param in params
     ):
-        raise TypeError(
-            f"setup(context=...) takes a function of the request only, got {function!r}; for a context built "
-            "from other dependencies use FlagDependencies(context=...) and its require_flag/get_flags/feature_gate"
-        )
-    takes_request = bool(params)
-    call = cast("Callable[..., Any]", function)
+        return None
+    return bool(params)
+
+
+def _as_request_function(function: Callable[..., Any]) -> Callable[[Request], Awaitable[EvalContext]] | None:
+    """`function` as a coroutine function of the request, or None when it takes other dependencies."""
+    takes_request = _takes_request_only(function)
+    if takes_request is None:
+        return None
+    call = function
+    if call is header_context:
+
+        async def call_inline(request: Request) -> EvalContext:
+            # It reads the scope and never blocks: a threadpool hop would cost more than it does.
+            return header_context(request)
+
+        return call_inline
     if inspect.iscoroutinefunction(call) or inspect.iscoroutinefunction(getattr(call, "__call__", None)):  # noqa: B004
 
         async def call_async(request: Request) -> EvalContext:
@@ -222,25 +264,31 @@ def setup(
     app: FastAPI,
     evaluator: FlagEvaluator,
     *,
-    sync: SyncSource | None = None,
-    context: ContextFunction | None = None,
+    context: FlagDependencies | ContextFunction | None = None,
+    sync: FlagSource | None = None,
     sync_wait: float = 5.0,
 ) -> FerroflagFastAPI:
-    """Attaches an evaluator (and optionally a flag source and a context function) to one app.
+    """Attaches an evaluator, the app's flag context and optionally a flag source to one app.
 
     Call it once per app, after `FastAPI(...)` and before serving; routes may be declared before or after.
 
     Arguments:
         app: The app.
         evaluator: The evaluator every flag dependency of this app reads.
-        sync: A `FlagSyncClient` or `FlagFileWatcher` (not started) that keeps `evaluator` current.
-            The app's lifespan starts it with `start_async(sync_wait)` before your own lifespan runs
-            and stops it after your lifespan ends. A source that is not ready in time does not fail
-            the start-up: it is logged, and the app serves what the evaluator has while it keeps trying.
-        context: The app's context, in place of the header context, for `get_context` and so for every
-            flag dependency not made by a `FlagDependencies` with a context of its own: a function
-            of the `Request` (or of nothing) returning an `EvalContext`. Async, or sync (then run in
-            the threadpool, as FastAPI runs sync dependencies).
+        context: Who the flags are evaluated for, for every flag dependency of the app. There is no
+            default: without it the flag dependencies raise `RuntimeError` (an app that reads flags
+            only through the evaluator or OpenFeature needs none). Give
+            - a `FlagDependencies(context=fn)`, where `fn` may use `Depends` (the logged-in user);
+              then gate with its methods (`flag_deps.require_flag(...)`, `flag_deps.get_flags`, ...);
+            - or a function of the `Request` (or of nothing) returning an `EvalContext`, async or sync
+              (then run in the threadpool, as FastAPI runs sync dependencies); then the module-level
+              dependencies work too. `header_context` is one: it trusts the request headers, so use
+              it only behind a proxy that sets them and strips what clients send.
+        sync: A `FlagSource` (`FlagSyncClient`, `FlagFileWatcher`; not started) that keeps `evaluator`
+            current. The app's lifespan starts it with `start_async(sync_wait)` before your own
+            lifespan runs and stops it after your lifespan ends. A source that is not ready in time
+            does not fail the start-up: it is logged, and the app serves what the evaluator has
+            while it keeps trying.
         sync_wait: Seconds the lifespan waits for the first snapshot.
 
     Returns:
@@ -248,36 +296,99 @@ def setup(
 
     Raises:
         RuntimeError: `setup()` was already called for this app.
-        TypeError: `evaluator` has no `evaluate` method, `sync` no `start_async`/`stop`/`status`, or
-            `context` takes more than the request.
+        TypeError: `context` is neither a `FlagDependencies` built with a context nor a function of
+            the request; `evaluator` has no `evaluate` method; `sync` is not a `FlagSource`.
         ValueError: `sync_wait` is negative.
     """
     if _state(app) is not None:
         raise RuntimeError("ferroflag is already set up on this app")
     if not callable(getattr(evaluator, "evaluate", None)):
         raise TypeError(f"evaluator must be a FlagEvaluator, got {type(evaluator).__name__}")
-    if sync is not None and not all(callable(getattr(sync, name, None)) for name in ("start_async", "stop", "status")):
-        raise TypeError(f"sync must be a FlagSyncClient or FlagFileWatcher, got {type(sync).__name__}")
+    if context is None:
+        pass  # the flag dependencies will say so at the first request: see `_NO_CONTEXT`
+    elif not isinstance(context, FlagDependencies):
+        if not callable(context):
+            raise TypeError(f"context must be a FlagDependencies or a function, got {type(context).__name__}")
+        if _takes_request_only(context) is None:
+            raise TypeError(
+                f"setup(context=...) takes a function of the request only, got {context!r}; for a context "
+                "built from other dependencies, wrap it once, flag_deps = FlagDependencies(context=...), pass "
+                "setup(app, evaluator, context=flag_deps) and use flag_deps.require_flag/get_flags/feature_gate"
+            )
+    elif context.context is None:
+        raise TypeError("setup(context=FlagDependencies()) needs a FlagDependencies built with a context")
+    if sync is not None and not isinstance(sync, FlagSource):
+        raise TypeError(
+            "sync must be a ferroflag.sources.FlagSource (a FlagSyncClient or FlagFileWatcher, or an object "
+            f"with start/start_async/wait_ready/stop/status), got {type(sync).__name__}"
+        )
     if sync_wait < 0:
         raise ValueError(f"sync_wait must be >= 0, got {sync_wait}")
     state = FerroflagFastAPI(evaluator, sync, context, sync_wait)
     setattr(app.state, STATE_ATTRIBUTE, state)
     if sync is not None:
         app.router.lifespan_context = cast("Any", sync_lifespan(sync, app.router.lifespan_context, wait=sync_wait))
+    # Outermost: the routes are checked at startup, before the sync starts.
+    app.router.lifespan_context = cast("Any", _checked_lifespan(app.router.lifespan_context))
     return state
+
+
+def _dependency_calls(dependant: Any) -> Iterator[Any]:
+    """Every dependency function of a FastAPI route's dependency tree (`Dependant.call`, recursively)."""
+    stack = list(getattr(dependant, "dependencies", ()))
+    while stack:
+        sub = stack.pop()
+        yield sub.call
+        stack.extend(getattr(sub, "dependencies", ()))
+
+
+def _route_problems(app: Any, state: FerroflagFastAPI) -> list[str]:
+    """The routes of `app` whose flag dependencies cannot evaluate for the app's context: what would
+    raise at their first request, found at startup instead."""
+    problems: list[str] = []
+    overridden = getattr(app, "dependency_overrides", {})
+    for route in app.router.routes:
+        dependant = getattr(route, "dependant", None)
+        if dependant is None:
+            continue
+        where = f"{' '.join(sorted(getattr(route, 'methods', None) or ()))} {getattr(route, 'path', route)!s}"
+        for call in _dependency_calls(dependant):
+            if call is get_context and state._context is None and get_context not in overridden:
+                problems.append(f"{where}: a module-level ferroflag.fastapi dependency: {_unsolvable(state, 'it')}")
+                break
+            owner = getattr(call, "_ferroflag_owner", None)
+            if isinstance(owner, FlagDependencies) and not _serves(state, owner):
+                problems.append(f"{where}: {owner!r} is not the app's context ({state.context!r})")
+                break
+    return problems
+
+
+def _checked_lifespan(lifespan: Lifespan) -> Lifespan:
+    @asynccontextmanager
+    async def ferroflag_route_check(app: Any) -> AsyncIterator[Mapping[str, Any] | None]:
+        state = _state(app)
+        problems = [] if state is None else _route_problems(app, state)
+        if problems:
+            raise RuntimeError(
+                "ferroflag: these routes cannot evaluate flags for this app:\n  " + "\n  ".join(problems)
+            )
+        async with lifespan(app) as inner_state:
+            yield inner_state
+
+    return ferroflag_route_check
 
 
 # --- lifespan ----------------------------------------------------------------------------------------
 
 
-def sync_lifespan(sync: SyncSource, lifespan: Lifespan | None = None, *, wait: float = 5.0) -> Lifespan:
+def sync_lifespan(sync: FlagSource, lifespan: Lifespan | None = None, *, wait: float = 5.0) -> Lifespan:
     """A lifespan that starts `sync` on startup and stops it on shutdown, around `lifespan`.
 
     `setup(app, evaluator, sync=...)` installs this for you; use it directly when you build the
     lifespan yourself: `FastAPI(lifespan=sync_lifespan(client, my_lifespan))`.
 
     Arguments:
-        sync: A `FlagSyncClient` or `FlagFileWatcher`.
+        sync: A `FlagSource` (`FlagSyncClient`, `FlagFileWatcher`).
         lifespan: Your lifespan (an `@asynccontextmanager` function or an async generator function),
             run inside: it sees the flags loaded, and whatever state it yields reaches `request.state`.
         wait: Seconds to wait for the first snapshot (`start_async(wait)`); the app starts anyway.
@@ -311,7 +422,14 @@ def sync_lifespan(sync: SyncSource, lifespan: Lifespan | None = None, *, wait: f
 
 
 def header_context(request: HTTPConnection) -> EvalContext:
-    """The context from the request headers (`CONTEXT_HEADERS`); a missing header reads as `""`."""
+    """The context from the request headers (`CONTEXT_HEADERS`); a missing header reads as `""`.
+
+    An explicit choice, `setup(app, evaluator, context=header_context)`, for one trust assumption:
+    a proxy in front of the app (an API gateway that authenticates the user, Cloudflare for
+    `cf-ipcountry`) sets these headers and removes whatever a client sent under those names. Without
+    such a proxy any client chooses its own flags: `curl -H 'x-plan: enterprise'` gets the enterprise
+    ones.
+    """
     fields: dict[str, str] = {}
     for name, value in request.scope["headers"]:  # one pass over the raw headers (lower-case names)
         field = _HEADER_FIELDS.get(name)
@@ -321,16 +439,40 @@ def header_context(request: HTTPConnection) -> EvalContext:
     return EvalContext(get("user_id", ""), email=get("email", ""), plan=get("plan", ""), country=get("country", ""))
 
 
+_NO_CONTEXT = (
+    "ferroflag: this app has no flag context, so {what} cannot tell who the request is for. Say it once: "
+    "setup(app, evaluator, context=...) with flag_deps = FlagDependencies(context=your_function) (built "
+    "from your logged-in user; then gate with flag_deps.require_flag(...)), or with a function of the request. "
+    "context=header_context reads x-user-id, x-plan... from the request headers, which any client can "
+    "send: only behind a proxy that sets them."
+)
+
+
+def _unsolvable(state: FerroflagFastAPI, what: str) -> RuntimeError:
+    if state.context is None:
+        return RuntimeError(_NO_CONTEXT.format(what=what))
+    return RuntimeError(
+        f"{what} cannot evaluate for this app's context: setup(context=...) was given "
+        f"{state.context!r}, whose context is built from other dependencies, which only that "
+        "FlagDependencies can have FastAPI solve. Use its methods: flag_deps.require_flag(...), "
+        "flag_deps.get_flags, flag_deps.feature_gate(...), flag_deps.get_client_flags"
+    )
+
+
 async def get_context(request: Request) -> EvalContext:
-    """The request's context: the app's `setup(context=...)` function, else `header_context(request)`.
+    """The request's context: the app's `setup(context=...)` function of the request.
 
     The context of the module-level dependencies. A test may replace it like any dependency:
     `app.dependency_overrides[get_context] = lambda: EvalContext("u1")`.
+
+    Raises:
+        RuntimeError: The app is not set up, or its context is a `FlagDependencies` whose context
+            takes other dependencies (use that object's dependencies instead).
     """
-    state = _state(request.app)
-    if state is not None and state._context is not None:
-        return await state._context(request)
-    return header_context(request)
+    state = _set_up(request.app)
+    if state._context is None:
+        raise _unsolvable(state, "ferroflag.fastapi.get_context (and require_flag, FlagsDep, feature_gate)")
+    return await state._context(request)
 
 
 ContextDep = Annotated[EvalContext, Depends(get_context)]
@@ -371,19 +513,52 @@ class Flags(RequestFlagsBase):
         return f"<Flags context={self._context!r} evaluated={sorted(self._cache)!r}>"
 
 
-def _flags(request: Request, context: object) -> Flags:
+def _flags(request: Request, state: FerroflagFastAPI, context: object) -> Flags:
     if not isinstance(context, EvalContext):
         raise TypeError(f"the ferroflag context function must return an EvalContext, got {type(context).__name__}")
-    return Flags(_evaluator_for(request.app), context)
+    return Flags(_evaluator_for(request.app, state), context)
 
 
 async def get_flags(request: Request, context: ContextDep) -> Flags:
     """The request's `Flags` for `get_context`'s context; FastAPI caches it for the request."""
-    return _flags(request, context)
+    return _flags(request, _set_up(request.app), context)
 
 
 FlagsDep = Annotated[Flags, Depends(get_flags)]
 """The request's `Flags`, as a parameter type: `async def handler(flags: FlagsDep)`."""
+
+
+# --- what a browser may see ---------------------------------------------------------------------------
+
+
+def client_flags(flags: Flags) -> ClientFlags:
+    """The flags this request's browser may see, for a bootstrap payload (`window.FLAGS = ...`).
+
+    Only the flags whose `metadata` has `"client": true` are in it, so flag names and values meant
+    for the server stay there; each is evaluated through `flags` (so recorded in `flags.evaluated()`,
+    like any flag the request asked about). The result is JSON-ready::
+
+        {"new-checkout": {"enabled": True, "variant": "v2", "value": {"max_items": 50}}, ...}
+
+    `value` is the flag's value for this answer (docs/spec.md §2.2), or None when it carries none.
+    """
+    if not isinstance(flags, Flags):
+        raise TypeError(f"client_flags() takes the request's Flags, got {type(flags).__name__}")
+    payload: ClientFlags = {}
+    for key in client_flag_keys(flags.evaluator):
+        result = flags.evaluate(key)
+        if result.reason != "not_found":  # removed by an update since the keys were read
+            payload[key] = {"enabled": result.enabled, "variant": result.variant, "value": result.value}
+    return payload
+
+
+async def get_client_flags(flags: FlagsDep) -> ClientFlags:
+    """`client_flags()` of the request's `Flags`, as a dependency (see `ClientFlagsDep`)."""
+    return client_flags(flags)
+
+
+ClientFlagsDep = Annotated[ClientFlags, Depends(get_client_flags)]
+"""The bootstrap payload as a parameter type: `async def bootstrap(payload: ClientFlagsDep)`."""
 
 
 # --- gating -------------------------------------------------------------------------------------------
@@ -392,6 +567,11 @@ FlagsDep = Annotated[Flags, Depends(get_flags)]
 def _check_key(key: object) -> None:
     if not isinstance(key, str) or not key:
         raise TypeError(f"flag key must be a non-empty str, got {key!r}")
+
+
+def _check_default(default: object) -> None:
+    if not isinstance(default, bool):
+        raise TypeError(f"default must be True or False (the answer for an unknown flag), got {default!r}")
 
 
 class FlagRequirement:
@@ -404,48 +584,62 @@ class FlagRequirement:
         detail: Any = _DETAIL,
         headers: Mapping[str, str] | None = None,
         flags_dependency: Callable[..., Awaitable[Flags]] = get_flags,
+        default: bool = False,
     ) -> None:
         _check_key(key)
+        _check_default(default)
         self.key = key
         self.status_code = status_code
         self.detail = detail
         self.headers = dict(headers) if headers is not None else None
+        self.default = default
         # What FastAPI reads instead of __call__'s own signature: the flags come from this object's source.
         flags = inspect.Parameter("flags", _POSITIONAL[1], default=Depends(flags_dependency), annotation=Flags)
         self.__signature__ = inspect.Signature([flags], return_annotation=EvalResult)
 
     async def __call__(self, flags: Flags) -> EvalResult:
         result = flags.evaluate(self.key)
-        if not result.enabled:
+        if not (result.enabled or (self.default and result.reason == "not_found")):
             raise HTTPException(status_code=self.status_code, detail=self.detail, headers=self.headers)
         return result
 
     def __repr__(self) -> str:
-        return f"require_flag({self.key!r}, status_code={self.status_code!r}, detail={self.detail!r})"
+        default = ", default=True" if self.default else ""
+        return f"require_flag({self.key!r}, status_code={self.status_code!r}, detail={self.detail!r}{default})"
 
 
 def require_flag(
-    key: str, *, status_code: int = 404, detail: Any = _DETAIL, headers: Mapping[str, str] | None = None
+    key: str,
+    *,
+    default: bool = False,
+    status_code: int = 404,
+    detail: Any = _DETAIL,
+    headers: Mapping[str, str] | None = None,
 ) -> FlagRequirement:
     """A dependency that answers `status_code` with `{"detail": detail}` when the flag is off.
 
     Use it as `dependencies=[Depends(require_flag("new-checkout"))]` (on a route, a router or the app),
     or as a parameter, `result: Annotated[EvalResult, Depends(require_flag("new-checkout"))]`, to get
-    the flag's `EvalResult` (its variant, say). An unknown flag is off.
+    the flag's `EvalResult` (its variant, say). For an app whose context is a `FlagDependencies`, use
+    its `require_flag`.
 
     Arguments:
         key: The flag key.
+        default: The answer while no flag has that key (`is_enabled`'s `default`): with True the
+            request goes through (reason `not_found`) until the flag exists, e.g. on a cold start
+            before the first sync. A flag that exists answers for itself.
         status_code: The status when the flag is off (404: the feature does not exist for this user).
         detail: The body's `detail`.
         headers: Headers for that response.
     """
-    return FlagRequirement(key, status_code, detail, headers)
+    return FlagRequirement(key, status_code, detail, headers, default=default)
 
 
 def feature_gate(
     key: str,
     *,
     fallback: Callable[..., Any] | None = None,
+    default: bool = False,
     status_code: int = 404,
     detail: Any = _DETAIL,
     flags_dependency: Callable[..., Awaitable[Flags]] = get_flags,
@@ -453,23 +647,36 @@ def feature_gate(
     """Decorates an endpoint (sync or async) so that it runs only when the flag is on.
 
     When the flag is off, `fallback` is called with the same arguments (sync or async, independently
-    of the endpoint); without a fallback the request is answered as `require_flag()` does. Put it
-    below the route decorator, so that the route registers the gated function::
+    of the endpoint); without a fallback the request is answered as `require_flag()` does. `default`
+    is the answer while no flag has that key. Put it below the route decorator, so that the route
+    registers the gated function::
 
         @app.get("/search")
         @feature_gate("search-v2", fallback=search_v1)
         async def search_v2(q: str, flags: FlagsDep) -> Results: ...
 
+    Above the route decorator it would gate nothing (the route already holds the plain endpoint), so
+    it raises `TypeError` there when it can see the router (a name in the decorating module or function).
+
     The endpoint keeps its signature for FastAPI (parameters, OpenAPI schema, return type); a hidden
     keyword-only parameter brings the request's `Flags` (from `flags_dependency`).
 
     Raises:
-        TypeError: The key is empty, the fallback cannot take the endpoint's arguments, or the endpoint
-            is gated already.
+        TypeError: The key is empty, `default` is not a bool, the fallback cannot take the endpoint's
+            arguments, the endpoint is gated already, or it is a route's endpoint already.
     """
     _check_key(key)
+    _check_default(default)
 
     def decorate(endpoint: _F) -> _F:
+        if registered_as_route(endpoint, sys._getframe(1)):
+            name = getattr(endpoint, "__qualname__", repr(endpoint))
+            short = getattr(endpoint, "__name__", "endpoint")
+            raise TypeError(
+                f"@feature_gate({key!r}) is above the route decorator of {name}: the route already serves the "
+                "ungated endpoint. Put it below, between the route decorator and the function:\n"
+                f'    @app.get("/path")\n    @feature_gate({key!r})\n    async def {short}(...): ...'
+            )
         try:
             # Resolved here, in the endpoint's module: older FastAPI (0.110, for one) resolves string
             # annotations in the wrapper's globals (this module's), where the endpoint's names are not.
@@ -495,7 +702,7 @@ def feature_gate(
         fallback_async = fallback is not None and inspect.iscoroutinefunction(fallback)
 
         def choose(flags: Flags) -> Callable[..., Any]:
-            if flags.is_enabled(key):
+            if flags.is_enabled(key, default):
                 return endpoint
             if fallback is None:
                 raise HTTPException(status_code=status_code, detail=detail)
@@ -528,64 +735,114 @@ def feature_gate(
 # --- a context from other dependencies -----------------------------------------------------------------
 
 
+def _serves(state: FerroflagFastAPI, owner: FlagDependencies) -> bool:
+    """Whether the dependencies of `owner` evaluate for the app's context: it is the app's context, or
+    built on the same function, or the app has none (then it is the only context the app uses; the
+    module-level dependencies raise there)."""
+    return state.context is None or state.context is owner or state._context_function is owner.context
+
+
 class FlagDependencies:
-    """Flag dependencies whose context is built by a dependency of your own, which may use `Depends`.
+    """The flag dependencies of an app whose context is built by a dependency of your own (which may use
+    `Depends`: the authenticated user), and that context for `setup()`.
 
     FastAPI solves dependencies from the signatures it sees when a route is declared, so a context
     made from the authenticated user has to be part of the flag dependencies themselves. Build one
-    of these once, next to your auth dependencies, and use its methods where you would use the
-    module-level functions (they share the per-request `Flags` among themselves)::
+    of these once, next to your auth dependencies, give it to `setup()`, and gate with its methods
+    (they share the per-request `Flags` among themselves)::
 
         async def flag_context(user: Annotated[User, Depends(current_user)]) -> EvalContext:
             return EvalContext(user.id, email=user.email, plan=user.plan)
 
         flag_deps = FlagDependencies(context=flag_context)
         UserFlags = Annotated[Flags, Depends(flag_deps.get_flags)]
+        setup(app, evaluator, context=flag_deps)
 
         @app.get("/beta", dependencies=[Depends(flag_deps.require_flag("beta"))])
         async def beta(flags: UserFlags) -> ...: ...
 
     The evaluator is still the app's (`setup()`, or a bound test evaluator), so one `FlagDependencies`
-    serves any number of apps. `FlagDependencies()` without a context is the module-level set.
+    serves any number of apps; on an app set up with another context its dependencies raise
+    `RuntimeError` at the first request (one app, one context).
+    `FlagDependencies()` without a context is the module-level set (the app's context).
 
     Attributes:
+        context: Your context function, or None.
         get_context: The context dependency (your function, or the module's `get_context`).
         get_flags: The dependency giving the request's `Flags` for that context.
+        get_client_flags: The dependency giving `client_flags()` of those `Flags`.
     """
 
-    __slots__ = ("get_context", "get_flags")
+    __slots__ = ("context", "get_client_flags", "get_context", "get_flags")
 
     def __init__(self, context: ContextFunction | None = None) -> None:
+        self.context: Callable[..., Any] | None = context
         if context is None:
             self.get_context: Callable[..., Any] = get_context
             self.get_flags: Callable[..., Awaitable[Flags]] = get_flags
+            self.get_client_flags: Callable[..., Awaitable[ClientFlags]] = get_client_flags
             return
         if not callable(context):
             raise TypeError(f"context must be a function, got {type(context).__name__}")
         self.get_context = context
+        owner = self
 
         async def get_flags_for(request: Request, context: EvalContext) -> Flags:
-            return _flags(request, context)
+            state = _set_up(request.app)
+            if not _serves(state, owner):
+                raise RuntimeError(
+                    f"{owner!r} is not this app's context: setup(context=...) was given {state.context!r}. "
+                    "One app, one context: pass this FlagDependencies to setup(), or use the dependencies "
+                    "of the one you passed"
+                )
+            return _flags(request, state, context)
 
+        name = getattr(context, "__qualname__", context)
         request_param = inspect.Parameter("request", _POSITIONAL[1], annotation=Request)
         context_param = inspect.Parameter("context", _POSITIONAL[1], default=Depends(context), annotation=EvalContext)
         cast("Any", get_flags_for).__signature__ = inspect.Signature([request_param, context_param])
-        get_flags_for.__qualname__ = f"FlagDependencies.get_flags[{getattr(context, '__qualname__', context)!s}]"
+        get_flags_for.__qualname__ = f"FlagDependencies.get_flags[{name!s}]"
+        cast("Any", get_flags_for)._ferroflag_owner = owner  # for the startup check of the app's routes
         self.get_flags = get_flags_for
 
+        async def get_client_flags_for(flags: Flags) -> ClientFlags:
+            return client_flags(flags)
+
+        flags_param = inspect.Parameter("flags", _POSITIONAL[1], default=Depends(get_flags_for), annotation=Flags)
+        cast("Any", get_client_flags_for).__signature__ = inspect.Signature([flags_param])
+        get_client_flags_for.__qualname__ = f"FlagDependencies.get_client_flags[{name!s}]"
+        self.get_client_flags = get_client_flags_for
+
     def require_flag(
-        self, key: str, *, status_code: int = 404, detail: Any = _DETAIL, headers: Mapping[str, str] | None = None
+        self,
+        key: str,
+        *,
+        default: bool = False,
+        status_code: int = 404,
+        detail: Any = _DETAIL,
+        headers: Mapping[str, str] | None = None,
     ) -> FlagRequirement:
         """`require_flag()`, for this context."""
-        return FlagRequirement(key, status_code, detail, headers, self.get_flags)
+        return FlagRequirement(key, status_code, detail, headers, self.get_flags, default)
 
     def feature_gate(
-        self, key: str, *, fallback: Callable[..., Any] | None = None, status_code: int = 404, detail: Any = _DETAIL
+        self,
+        key: str,
+        *,
+        fallback: Callable[..., Any] | None = None,
+        default: bool = False,
+        status_code: int = 404,
+        detail: Any = _DETAIL,
     ) -> Callable[[_F], _F]:
         """`feature_gate()`, for this context."""
         return feature_gate(
-            key, fallback=fallback, status_code=status_code, detail=detail, flags_dependency=self.get_flags
+            key,
+            fallback=fallback,
+            default=default,
+            status_code=status_code,
+            detail=detail,
+            flags_dependency=self.get_flags,
         )
 
     def __repr__(self) -> str:
-        return f"FlagDependencies(context={self.get_context!r})"
+        return f"FlagDependencies(context={self.context!r})"

@@ -54,7 +54,8 @@ from openfeature.flag_evaluation import FlagResolutionDetails, FlagValueType, Re
 from openfeature.provider import AbstractProvider, Metadata, ProviderStatus
 
 from ferroflag import EvalContext, EvalResult, FlagEvaluator
-from ferroflag.testing import bound_evaluator
+from ferroflag._binding import bound_evaluator
+from ferroflag.sources import FlagSource
 
 __all__ = ["PROVIDER_NAME", "REASON_METADATA_KEY", "FerroflagProvider", "SyncStatusSource", "to_eval_context"]
 
@@ -78,8 +79,10 @@ _REASONS: dict[str, Reason] = {
 
 
 class SyncStatusSource(Protocol):
-    """What the provider needs from the flag source that feeds its evaluator (`FlagSyncClient` and
-    `FlagFileWatcher` fit): `status()` returning an object or a mapping with `ready` (bool),
+    """What the provider needs from the flag source that feeds its evaluator: any
+    `ferroflag.sources.FlagSource` fits (`FlagSyncClient`, `FlagFileWatcher`, a Python source whose
+    `status()` is a `ferroflag.sources.SourceStatus`), and so does any object with just
+    `status()` returning an object or a mapping with `ready` (bool),
     `last_error` (str or None) and `stale` (bool; or `is_stale`, a bool or method; or
     `consecutive_failures`, an int). A `wait_ready(timeout)` method is used when present."""
 
@@ -291,8 +294,8 @@ class FerroflagProvider(AbstractProvider):
 
     Arguments:
         evaluator: Where flags are evaluated. The provider never changes it.
-        sync: Optionally the flag source that keeps `evaluator` up to date (a `FlagSyncClient` or
-            `FlagFileWatcher`, or any object with `status()`, see `SyncStatusSource`). The provider
+        sync: Optionally the flag source that keeps `evaluator` up to date (a `ferroflag.sources.FlagSource`:
+            `FlagSyncClient`, `FlagFileWatcher`; or any object with `status()`, see `SyncStatusSource`). The provider
             does not start or stop it. With it, `initialize()` waits up to `ready_timeout` seconds for
             the first snapshot (and raises `ProviderNotReadyError` after that, which the SDK reports as
             a PROVIDER_ERROR event; the source keeps retrying, so the error is not PROVIDER_FATAL), and
@@ -323,7 +326,7 @@ class FerroflagProvider(AbstractProvider):
         self,
         evaluator: FlagEvaluator,
         *,
-        sync: SyncStatusSource | None = None,
+        sync: FlagSource | SyncStatusSource | None = None,
         ready_timeout: float = 5.0,
         status_interval: float | None = 1.0,
     ) -> None:
@@ -369,7 +372,7 @@ class FerroflagProvider(AbstractProvider):
         return self._evaluator if bound is None else bound
 
     @property
-    def sync(self) -> SyncStatusSource | None:
+    def sync(self) -> FlagSource | SyncStatusSource | None:
         return self._sync
 
     def get_metadata(self) -> Metadata:
@@ -407,7 +410,9 @@ class FerroflagProvider(AbstractProvider):
                 f"no flags loaded after {self._ready_timeout:g} s" + (f": {message}" if message else "")
             )
 
-    def _wait_until_ready(self, sync: SyncStatusSource, stop: threading.Event) -> tuple[ProviderStatus, str | None]:
+    def _wait_until_ready(
+        self, sync: FlagSource | SyncStatusSource, stop: threading.Event
+    ) -> tuple[ProviderStatus, str | None]:
         deadline = time.monotonic() + self._ready_timeout
         wait = getattr(sync, "wait_ready", None)
         while True:

@@ -8,8 +8,9 @@ Fixtures:
     ferroflag: a `ferroflag.testing.TestData` over `ferroflag_evaluator`, with the markers applied,
         current (`ferroflag.testing.current()`) for the test, restored after it.
     ferroflag_evaluator: the evaluator the test's flags go to. By default a new one per test, loaded
-        from the `ferroflag_flags` ini files. Override it (in a conftest) to return your app's
-        evaluator: the `ferroflag` fixture then layers over it and puts its flags back afterwards.
+        from the `ferroflag_flags` ini files; under pytest-django with `ferroflag.django` installed, the
+        Django site's evaluator. Override it (in a conftest) to return your app's evaluator: the
+        `ferroflag` fixture then layers over it and puts its flags back afterwards.
     ferroflag_state: this test's `flag_matrix` state, e.g. `{"new-checkout": False, "theme": "dark"}`
         (`{}` outside a matrix).
 
@@ -28,6 +29,7 @@ Ini option:
 from __future__ import annotations
 
 import itertools
+import os
 from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -147,12 +149,31 @@ def _marker_flags(marker: pytest.Mark) -> dict[str, FlagSpec]:
     return flags
 
 
+def _django_site_evaluator(config: pytest.Config) -> FlagEvaluator | None:
+    """Under pytest-django, for a project whose `INSTALLED_APPS` has `ferroflag.django`: the site's evaluator
+    (its source started, its first load awaited), else None. Django is imported only when pytest-django runs."""
+    if not config.pluginmanager.hasplugin("django") or not os.environ.get("DJANGO_SETTINGS_MODULE"):
+        return None
+    from django.apps import apps
+
+    if not apps.ready or not apps.is_installed("ferroflag.django"):
+        return None
+    from ferroflag.django.testutils import site_evaluator
+
+    return site_evaluator()
+
+
 @pytest.fixture
 def ferroflag_evaluator(pytestconfig: pytest.Config) -> FlagEvaluator:
-    """The evaluator this test's flags go to: a new one, loaded from the `ferroflag_flags` files.
+    """The evaluator this test's flags go to: a new one, loaded from the `ferroflag_flags` files; under
+    pytest-django with `ferroflag.django` installed, the site's own (`FERROFLAG["FLAGS"]` or what its source
+    loaded), so a Django test's flags are laid over the site's and put back afterwards.
 
     Override it to point the `ferroflag` fixture (and the markers) at your app's evaluator.
     """
+    site = _django_site_evaluator(pytestconfig)
+    if site is not None:
+        return site
     return FlagEvaluator(list(_base_flags(pytestconfig).values()))
 
 

@@ -6,13 +6,18 @@ the evaluator at once, through the real engine, so a test sees exactly what prod
     td = TestData()                                   # a fresh evaluator: td.evaluator
     td.flag("new-checkout").on()                      # on for everyone
     td.flag("theme").variant("dark")                  # on for everyone, variant "dark"
-    td.flag("beta").on_for(user_ids=["u1", "u2"])     # on for these users only
+    td.flag("beta").only_for(user_ids=["u1", "u2"])   # on for these users, nobody else
+    td.flag("pilot").also_for(user_ids=["u3"])        # on for u3 too, the rollout kept
     td.flag("search-v2").rollout(25)                  # sticky 25 % rollout
     td.set({"new-checkout": False, "theme": "light"}) # several at once, one snapshot
 
     with TestData(app_evaluator) as td:               # layer over an evaluator you already have…
         td.flag("new-checkout").off()
     # …and it is back to the flags it had before
+
+Overrides win over sync sources: when a `FlagSyncClient` or `FlagFileWatcher` writes an evaluator a
+`TestData` is laid over, the adapters (FastAPI, OpenFeature) answer from a test view of it, the source's
+flags with the test's changes on top, until the `TestData` is restored; see `TestData`.
 
 The pytest plugin (`ferroflag.pytest_plugin`) gives every test such a `TestData` as the `ferroflag`
 fixture. `override_flag` is the same machinery as a decorator and context manager (the shape Django
@@ -36,6 +41,9 @@ from types import TracebackType
 from typing import TYPE_CHECKING, Any, TypeAlias, TypeVar, cast
 
 from ferroflag import Condition, EvalContext, FlagConfig, FlagEvaluator, Prerequisite, Rule, Segment
+from ferroflag._binding import BIND_ATTRIBUTE, bind, bound_evaluator
+from ferroflag._layers import Layers, layers_by_evaluator
+from ferroflag._layers import lock as _lock
 
 if TYPE_CHECKING:
     from typing_extensions import Self
@@ -65,64 +73,14 @@ FlagSpec: TypeAlias = bool | str | FlagConfig | Mapping[str, Any] | None
 """What `TestData.set()` accepts per key: a `FlagState`, `None` (no such flag), a `FlagConfig`, or a
 wire-format dict (its `key` may be left out, `enabled` defaults to true)."""
 
-BIND_ATTRIBUTE = "ferroflag_test_evaluator"
-"""The attribute `bind()` sets on `app.state` (or on the object itself when it has no `state`)."""
 
 _T = TypeVar("_T")
 
 
-# --- one evaluator, many layers ------------------------------------------------------------------
+# --- the running test ------------------------------------------------------------------------------
 
 
-class _Layers:
-    """The flags an evaluator had before the first `TestData` was laid over it, and the layers on top.
-
-    Every change republishes base + layers in the order they were added, so `TestData` objects that
-    share an evaluator (nested `override_flag`s, several threads) can be restored in any order.
-    """
-
-    __slots__ = ("base", "base_metadata", "base_segments", "dirty", "evaluator", "layers")
-
-    def __init__(self, evaluator: FlagEvaluator) -> None:
-        self.evaluator = evaluator
-        self.base: dict[str, FlagConfig] = {config.key: config for config in evaluator.configs()}
-        # The document's segments and metadata stay as they were: overrides change flags only.
-        self.base_segments = evaluator.segments()
-        self.base_metadata = evaluator.metadata
-        self.layers: list[TestData] = []
-        self.dirty = False
-
-    def resolved_segments(self) -> list[Segment]:
-        segments = {segment.key: segment for segment in self.base_segments}
-        for layer in self.layers:
-            segments.update(layer._segments)
-        return list(segments.values())
-
-    def resolved(self, upto: TestData | None = None) -> dict[str, FlagConfig]:
-        flags = dict(self.base)
-        for layer in self.layers:
-            for key, config in layer._overrides.items():
-                if config is None:
-                    flags.pop(key, None)
-                else:
-                    flags[key] = config
-            if layer is upto:
-                break
-        return flags
-
-    def publish(self, flags: Iterable[FlagConfig] | None = None) -> None:
-        if flags is None:
-            configs, segments = list(self.resolved().values()), self.resolved_segments()
-        else:
-            configs, segments = list(flags), self.base_segments
-        self.evaluator.update(configs, segments=segments, metadata=self.base_metadata)
-        self.dirty = True
-
-
-# Keyed by id(evaluator); an entry holds its evaluator alive, so the id cannot be reused meanwhile.
-_layers: dict[int, _Layers] = {}
 _current: list[TestData] = []
-_lock = threading.RLock()
 
 
 def current() -> TestData | None:
@@ -136,98 +94,6 @@ def current() -> TestData | None:
     """
     with _lock:
         return _current[-1] if _current else None
-
-
-# --- pointing framework apps at a test evaluator ----------------------------------------------
-
-# `ferroflag.fastapi.STATE_ATTRIBUTE`, where `setup()` keeps the app's own evaluator (not imported:
-# that module needs Starlette).
-_APP_STATE_ATTRIBUTE = "ferroflag"
-
-# Bindings of evaluators (a `FlagEvaluator` takes no attributes): id(evaluator) -> (the evaluator,
-# its bindings, latest last). The entry holds the evaluator alive, so its id cannot be reused
-# meanwhile; the tuple is replaced whole, so `bound_evaluator()` reads it without the lock.
-_evaluator_bindings: dict[int, tuple[FlagEvaluator, tuple[tuple[object, FlagEvaluator], ...]]] = {}
-
-
-def _holder(target: object) -> object:
-    return getattr(target, "state", target)
-
-
-def _app_evaluator(holder: object) -> FlagEvaluator | None:
-    evaluator = getattr(getattr(holder, _APP_STATE_ATTRIBUTE, None), "evaluator", None)
-    return evaluator if isinstance(evaluator, FlagEvaluator) else None
-
-
-def _bind_evaluator(own: FlagEvaluator, evaluator: FlagEvaluator) -> Callable[[], None]:
-    token = object()
-    with _lock:
-        _, bindings = _evaluator_bindings.get(id(own), (own, ()))
-        _evaluator_bindings[id(own)] = (own, (*bindings, (token, evaluator)))
-
-    def unbind() -> None:
-        with _lock:
-            entry = _evaluator_bindings.get(id(own))
-            if entry is None:
-                return
-            rest = tuple(binding for binding in entry[1] if binding[0] is not token)
-            if rest:
-                _evaluator_bindings[id(own)] = (own, rest)
-            else:
-                del _evaluator_bindings[id(own)]
-
-    return unbind
-
-
-def bind(target: object, evaluator: FlagEvaluator) -> Callable[[], None]:
-    """Points an app (or an OpenFeature provider) at `evaluator` until the returned function is called.
-
-    Sets `target.state.ferroflag_test_evaluator` (Starlette/FastAPI apps have a `state`) or, for an
-    object without `state` (a `ferroflag.openfeature.FerroflagProvider`, say), the attribute on the
-    object itself. Adapters look it up with `bound_evaluator(app)` before their own evaluator, so no
-    `app.dependency_overrides` is needed, and an app's lifespan, which sets up its own evaluator,
-    does not undo the binding.
-
-    When the app has its own evaluator (`app.state.ferroflag.evaluator`, as
-    `ferroflag.fastapi.setup()` sets it), that evaluator is bound too: a `FerroflagProvider` over it
-    (the one the app registered with the OpenFeature API) resolves against `evaluator` as well.
-    `target` may also be a `FlagEvaluator`: then whatever looks up `bound_evaluator(that evaluator)`
-    follows. Bindings nest; the returned function undoes this one only, once.
-    """
-    if isinstance(target, FlagEvaluator):
-        return _bind_evaluator(target, evaluator)
-    holder = _holder(target)
-    missing = object()
-    previous = getattr(holder, BIND_ATTRIBUTE, missing)
-    setattr(holder, BIND_ATTRIBUTE, evaluator)
-    own = _app_evaluator(holder)
-    unbind_own = None if own is None or own is evaluator else _bind_evaluator(own, evaluator)
-    done = False
-
-    def unbind() -> None:
-        nonlocal done
-        if done:
-            return
-        done = True
-        if unbind_own is not None:
-            unbind_own()
-        if previous is missing:
-            if getattr(holder, BIND_ATTRIBUTE, missing) is not missing:
-                delattr(holder, BIND_ATTRIBUTE)
-        else:
-            setattr(holder, BIND_ATTRIBUTE, previous)
-
-    return unbind
-
-
-def bound_evaluator(target: object) -> FlagEvaluator | None:
-    """The evaluator `bind()` pointed `target` (an app, a provider, or a `FlagEvaluator`) at, or
-    `None` (one attribute or dict lookup: cheap per request)."""
-    if isinstance(target, FlagEvaluator):
-        entry = _evaluator_bindings.get(id(target)) if _evaluator_bindings else None
-        return entry[1][-1][1] if entry is not None and entry[0] is target else None
-    evaluator = getattr(_holder(target), BIND_ATTRIBUTE, None)
-    return evaluator if isinstance(evaluator, FlagEvaluator) else None
 
 
 # --- states of a flag -------------------------------------------------------------------------
@@ -254,11 +120,30 @@ def _values(values: str | float | Iterable[str | float]) -> list[str | float]:
     return list(values)
 
 
+def _target_rules(
+    user_ids: Iterable[str | int] | None,
+    variant: str,
+    attributes: Mapping[str, str | float | Iterable[str | float]],
+    method: str,
+) -> list[Rule]:
+    """One `in` rule per target of `only_for()` / `also_for()` / `on_for()`."""
+    targets: list[tuple[str, list[str | float]]] = []
+    if user_ids is not None:
+        if isinstance(user_ids, str):
+            raise TypeError(f"{method}(): user_ids must be a list of ids, not a str")
+        targets.append(("user_id", [str(u) for u in user_ids]))
+    targets.extend((name, _values(values)) for name, values in attributes.items())
+    if not targets:
+        raise TypeError(f"{method}() needs user_ids or at least one attribute")
+    return [Rule(conditions=[Condition(name, "in", values)], variant=variant) for name, values in targets]
+
+
 class FlagBuilder:
     """Describes one flag; every method publishes the result at once and returns the builder.
 
     `on()`, `off()` and `variant()` describe the flag for everyone (and replace its targeting);
-    `on_for()`, `rule()`, `rollout()` and `split()` refine it. A builder starts from the flag's
+    `only_for()` for these users and nobody else; `also_for()`, `rule()`, `rollout()` and `split()`
+    refine it. A builder starts from the flag's
     current definition, or, for a new flag, from "on for everyone".
     """
 
@@ -382,6 +267,36 @@ class FlagBuilder:
         self._prerequisites = [*self._prerequisites, Prerequisite(key, None if variants is None else list(variants))]
         return self._publish()
 
+    def only_for(
+        self,
+        user_ids: Iterable[str | int] | None = None,
+        *,
+        variant: str = "",
+        **attributes: str | float | Iterable[str | float],
+    ) -> FlagBuilder:
+        """On for these users, or for anyone whose attribute is one of the values, and for nobody else
+        (`only_for(user_ids=["alice"])`, `only_for(plan=["enterprise"], country="NZ")`: one rule each,
+        any may match). Replaces the flag's rules and rollout; everyone else gets `no_match`."""
+        self._rules = []
+        self._percentage = 0.0  # with rules, 0 serves only their matches (docs/spec.md §2 step 5)
+        self._rest_set = True
+        return self._target(_target_rules(user_ids, variant, attributes, "only_for"))
+
+    def also_for(
+        self,
+        user_ids: Iterable[str | int] | None = None,
+        *,
+        variant: str = "",
+        **attributes: str | float | Iterable[str | float],
+    ) -> FlagBuilder:
+        """On for these users (or attribute values) too, in addition to whoever the flag serves already:
+        its rules and rollout stay as they are. On a flag that is off, the rest stay off; on a new flag
+        (on for everyone), everyone keeps it."""
+        if not self._enabled:
+            self._percentage = 0.0  # nobody else had it: they still don't
+        self._rest_set = True
+        return self._target(_target_rules(user_ids, variant, attributes, "also_for"))
+
     def on_for(
         self,
         user_ids: Iterable[str | int] | None = None,
@@ -389,18 +304,9 @@ class FlagBuilder:
         variant: str = "",
         **attributes: str | float | Iterable[str | float],
     ) -> FlagBuilder:
-        """On for these users, or for anyone whose attribute is one of the values
-        (`on_for(plan=["enterprise"], country="NZ")`: one rule each, any may match)."""
-        targets: list[tuple[str, list[str | float]]] = []
-        if user_ids is not None:
-            if isinstance(user_ids, str):
-                raise TypeError("user_ids must be a list of ids, not a str")
-            targets.append(("user_id", [str(u) for u in user_ids]))
-        targets.extend((name, _values(values)) for name, values in attributes.items())
-        if not targets:
-            raise TypeError("on_for() needs user_ids or at least one attribute")
-        rules = [Rule(conditions=[Condition(name, "in", values)], variant=variant) for name, values in targets]
-        return self._target(rules)
+        """The older name, kept for existing tests: `only_for()` on a flag without targeting or rollout,
+        `also_for()` on a flag that has some (its other users keep it). Prefer the explicit names."""
+        return self._target(_target_rules(user_ids, variant, attributes, "on_for"))
 
     def rule(
         self,
@@ -453,8 +359,14 @@ class TestData:
     Arguments:
         evaluator: The evaluator to change. `None` creates a fresh, empty one (`td.evaluator`).
             An existing evaluator keeps its other flags; `restore()` (or leaving the `with` block)
-            publishes the flags it had before. While a `TestData` is active, do not let anything
-            else (a sync client) update that evaluator: restoring would undo its changes.
+            publishes the flags it had before.
+
+    A sync source may keep running on that evaluator (an app's lifespan under `with TestClient(app)`):
+    the first time it writes new flags, they become the base and this `TestData` stops writing the
+    evaluator; the adapters (`ferroflag.fastapi`, `ferroflag.openfeature`, anything that asks
+    `bound_evaluator(evaluator)`) answer from the test view, the source's flags with the test's changes
+    on top, so the overrides win until `restore()`, which then leaves the source's flags in place.
+    Code that calls that evaluator itself, not through an adapter, sees what the source wrote last.
 
     Several `TestData` objects may share an evaluator (nested overrides, several threads): each is a
     layer, later layers win, and each can be restored in any order. One `TestData` object is meant
@@ -472,9 +384,9 @@ class TestData:
         self._pending = False
         self._closed = False
         with _lock:
-            layers = _layers.get(id(self._evaluator))
+            layers = layers_by_evaluator.get(id(self._evaluator))
             if layers is None:
-                layers = _layers[id(self._evaluator)] = _Layers(self._evaluator)
+                layers = layers_by_evaluator[id(self._evaluator)] = Layers(self._evaluator)
             layers.layers.append(self)
             self._layers = layers
 
@@ -494,6 +406,7 @@ class TestData:
     def config(self, key: str) -> FlagConfig | None:
         """The definition of `key` as this `TestData` sees it (its own changes over the evaluator's)."""
         with _lock:
+            self._layers.check()
             return self._layers.resolved(upto=self).get(key)
 
     def set(self, flags: Mapping[str, FlagSpec]) -> None:
@@ -609,12 +522,12 @@ class TestData:
             layers = self._layers
             layers.layers.remove(self)
             if layers.layers:
+                layers.check()
                 if self._overrides or self._segments:
                     layers.publish()
             else:
-                del _layers[id(self._evaluator)]
-                if layers.dirty:
-                    layers.publish(layers.base.values())
+                del layers_by_evaluator[id(self._evaluator)]
+                layers.close()
 
     def __enter__(self) -> Self:
         return self

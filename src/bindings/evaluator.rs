@@ -1,5 +1,6 @@
 //! `FlagEvaluator`: a handle on a snapshot store. Evaluation reads the current snapshot without a
-//! lock and keeps the GIL (it is cheaper than releasing it); loading and batch work release it.
+//! lock and keeps the GIL (it is cheaper than releasing it) unless the flag could be slow
+//! ([`crate::compile::SLOW_EVALUATION_NANOS`]); loading and batch work release it.
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -14,13 +15,27 @@ use super::convert::{self, type_name};
 use super::errors::PyConfigWarning;
 use super::model::{PyFlagConfig, PySegment, flag_from, metadata_from, segment_from};
 use super::result::PyEvalResult;
+use crate::compile::FlagSet;
 use crate::context::EvalContext;
 use crate::document::{Document, FORMAT, Parsed};
 use crate::error::FerroflagError;
+use crate::eval::decide::{EvalResult, FlagRef};
 use crate::store::SnapshotStore;
 
 /// The most contexts `is_enabled_many` reserves room for up front; the batch grows past it as needed.
 const MAX_PREALLOCATED: usize = 1 << 16;
+
+/// Runs `evaluate` for `flag`, with the GIL released when the flag could be slow (docs/spec.md
+/// §5, "Limits"). Almost every flag is far from that and evaluates with the GIL held: releasing it
+/// costs more than most evaluations.
+#[inline]
+fn run<T: Send>(py: Python<'_>, flag: FlagRef<'_>, evaluate: impl FnOnce(FlagRef<'_>) -> T + Send) -> T {
+    if flag.is_slow() {
+        py.detach(|| evaluate(flag))
+    } else {
+        evaluate(flag)
+    }
+}
 
 #[pyclass(name = "FlagEvaluator", module = "ferroflag._ferroflag", frozen)]
 pub struct PyFlagEvaluator {
@@ -41,6 +56,14 @@ fn items<'py>(name: &str, what: &str, obj: &Bound<'py, PyAny>) -> PyResult<Vec<B
 }
 
 impl PyFlagEvaluator {
+    /// One flag's answer from the current snapshot (`not_found` for an unknown key).
+    fn evaluate_one(&self, py: Python<'_>, key: &str, ctx: &EvalContext) -> EvalResult {
+        let snapshot = self.store.load();
+        snapshot
+            .flag(key)
+            .map_or_else(EvalResult::not_found, |flag| run(py, flag, |flag| flag.evaluate(ctx)))
+    }
+
     /// Reads flags (and segments and metadata) given from Python into one document.
     fn document_from(
         flags: &Bound<'_, PyAny>,
@@ -158,15 +181,19 @@ impl PyFlagEvaluator {
         .map_err(Into::into)
     }
 
-    fn evaluate(&self, key: &str, ctx: &Bound<'_, PyAny>) -> PyResult<PyEvalResult> {
+    fn evaluate(&self, py: Python<'_>, key: &str, ctx: &Bound<'_, PyAny>) -> PyResult<PyEvalResult> {
         let ctx = context_arg(ctx)?;
-        Ok(self.store.load().evaluate(key, ctx.get()).into())
+        Ok(self.evaluate_one(py, key, ctx.get()).into())
     }
 
     #[pyo3(signature = (key, ctx, default = false))]
-    fn is_enabled(&self, key: &str, ctx: &Bound<'_, PyAny>, default: bool) -> PyResult<bool> {
+    fn is_enabled(&self, py: Python<'_>, key: &str, ctx: &Bound<'_, PyAny>, default: bool) -> PyResult<bool> {
         let ctx = context_arg(ctx)?;
-        Ok(self.store.load().is_enabled(key, ctx.get()).unwrap_or(default))
+        let ctx = ctx.get();
+        let snapshot = self.store.load();
+        Ok(snapshot
+            .flag(key)
+            .map_or(default, |flag| run(py, flag, |flag| flag.is_enabled(ctx))))
     }
 
     /// The value of the answer's variant, or `default` when it has none (docs/spec.md §2.2).
@@ -179,16 +206,16 @@ impl PyFlagEvaluator {
         default: Option<Bound<'py, PyAny>>,
     ) -> PyResult<Bound<'py, PyAny>> {
         let ctx = context_arg(ctx)?;
-        let result = self.store.load().evaluate(key, ctx.get());
+        let result = self.evaluate_one(py, key, ctx.get());
         match result.value() {
             Some(value) => convert::from_json(py, value),
             None => Ok(default.unwrap_or_else(|| py.None().into_bound(py))),
         }
     }
 
-    fn get_variant(&self, key: &str, ctx: &Bound<'_, PyAny>) -> PyResult<String> {
+    fn get_variant(&self, py: Python<'_>, key: &str, ctx: &Bound<'_, PyAny>) -> PyResult<String> {
         let ctx = context_arg(ctx)?;
-        Ok(self.store.load().evaluate(key, ctx.get()).variant().to_owned())
+        Ok(self.evaluate_one(py, key, ctx.get()).variant().to_owned())
     }
 
     /// Every flag for one context, in document order, all from one snapshot.
@@ -196,8 +223,16 @@ impl PyFlagEvaluator {
         let ctx = context_arg(ctx)?;
         let snapshot = self.store.load_full();
         let out = PyDict::new(py);
-        for (key, result) in snapshot.evaluate_all(ctx.get()) {
-            out.set_item(key, PyEvalResult::from(result))?;
+        let ctx = ctx.get();
+        if snapshot.has_slow_flags() {
+            let results: Vec<(&str, EvalResult)> = py.detach(|| snapshot.evaluate_all(ctx).collect());
+            for (key, result) in results {
+                out.set_item(key, PyEvalResult::from(result))?;
+            }
+        } else {
+            for (key, result) in snapshot.evaluate_all(ctx) {
+                out.set_item(key, PyEvalResult::from(result))?;
+            }
         }
         Ok(out)
     }
@@ -257,11 +292,14 @@ impl PyFlagEvaluator {
     /// `None` when there is no such flag.
     fn explain<'py>(&self, py: Python<'py>, key: &str, ctx: &Bound<'py, PyAny>) -> PyResult<Option<Bound<'py, PyAny>>> {
         let ctx = context_arg(ctx)?;
-        self.store
-            .load()
-            .explain(key, ctx.get())
-            .map(|e| convert::from_json(py, &e.to_value()))
-            .transpose()
+        let ctx = ctx.get();
+        let snapshot = self.store.load();
+        let set: &FlagSet = &snapshot;
+        // A diagnostic, not a hot path: recording every step (thousands, for a flag with thousands
+        // of prerequisites) costs far more than releasing the GIL, so it always runs without it.
+        // Only turning the record into Python objects needs the GIL.
+        let explanation = py.detach(|| set.explain(key, ctx).map(|e| e.to_value()));
+        explanation.map(|value| convert::from_json(py, &value)).transpose()
     }
 
     /// Problems found in the current flags when they were loaded.

@@ -7,9 +7,11 @@ use std::fmt;
 use std::hash::{Hash, Hasher};
 use std::sync::Arc;
 
+use rustc_hash::FxHashMap;
 use serde_json::Value;
 
 use super::bucket;
+use super::matcher::Segment;
 use super::time::{self, Instant};
 use crate::compile::{Admit, CompiledFlag, CompiledRule, Fallthrough, FlagSet, Outcome, Served, Split};
 use crate::context::{Attribute, EvalContext};
@@ -132,29 +134,85 @@ impl EvalResult {
     }
 }
 
-/// The answers of the prerequisite flags one evaluation has checked, by flag position.
-type PrerequisiteAnswers = Vec<(usize, EvalResult)>;
+/// What one evaluation remembers so that no prerequisite or segment is evaluated twice: the
+/// answers of the prerequisite flags it has checked, by flag position, and (for flags that
+/// memoize segments) the segment memberships it has found, by segment address. Maps, because a
+/// flag may name thousands of prerequisites, and a list would be searched once per name.
+#[derive(Default)]
+struct Memo {
+    prerequisites: FxHashMap<usize, EvalResult>,
+    segments: FxHashMap<usize, Option<usize>>,
+}
 
 /// What one evaluation reads besides the flags: the context, the clock (read at most once, and
-/// only by a condition on `now`), and the prerequisite answers found so far.
+/// only by a condition on `now`), and what it has found so far.
 pub(crate) struct Env<'a> {
     pub(crate) ctx: &'a EvalContext,
     now: Cell<Option<Instant>>,
-    /// Answers of prerequisite flags, so a flag two prerequisites share is evaluated once. `None`
-    /// until a prerequisite is evaluated: an `Option<Box>` costs the evaluations of flags without
-    /// prerequisites one test when dropped, where a `Vec` cost them twenty instructions.
-    prerequisites: Cell<Option<Box<PrerequisiteAnswers>>>,
+    /// `None` until a prerequisite or a memoized segment is evaluated: an `Option<Box>` costs the
+    /// evaluations that need neither one test when dropped, where a map cost them twenty
+    /// instructions.
+    memo: Cell<Option<Box<Memo>>>,
+    /// Whether segment memberships are remembered: for flags whose segments name segments so
+    /// often that testing each anew could take exponential time (docs/spec.md §6, "Evaluation time").
+    memoize_segments: bool,
 }
 
 impl<'a> Env<'a> {
+    /// An environment that memoizes no segments (unit tests of single conditions).
+    #[cfg(test)]
     #[must_use]
-    #[inline]
     pub fn new(ctx: &'a EvalContext) -> Self {
         Self {
             ctx,
             now: Cell::new(None),
-            prerequisites: Cell::new(None),
+            memo: Cell::new(None),
+            memoize_segments: false,
         }
+    }
+
+    /// The environment to evaluate `flag` in: memoized segments when its cost asks for them.
+    #[must_use]
+    #[inline]
+    pub(crate) fn for_flag(ctx: &'a EvalContext, flag: &CompiledFlag) -> Self {
+        Self {
+            ctx,
+            now: Cell::new(None),
+            memo: Cell::new(None),
+            memoize_segments: flag.memoize_segments,
+        }
+    }
+
+    pub(crate) fn memoizes_segments(&self) -> bool {
+        self.memoize_segments
+    }
+
+    /// Reads the memo. It is taken out while read and put back before anything is evaluated, so
+    /// nested prerequisites and segments find it.
+    fn recall<T>(&self, read: impl FnOnce(&Memo) -> Option<T>) -> Option<T> {
+        let memo = self.memo.take();
+        let known = memo.as_deref().and_then(read);
+        self.memo.set(memo);
+        known
+    }
+
+    fn remember(&self, write: impl FnOnce(&mut Memo)) {
+        let mut memo = self.memo.take().unwrap_or_default();
+        write(&mut memo);
+        self.memo.set(Some(memo));
+    }
+
+    /// The segment's membership, found by `find` once per evaluation.
+    pub(crate) fn segment_membership(&self, segment: &Segment, find: impl FnOnce() -> Option<usize>) -> Option<usize> {
+        let id = std::ptr::from_ref(segment) as usize;
+        if let Some(rule) = self.recall(|m| m.segments.get(&id).copied()) {
+            return rule;
+        }
+        let rule = find();
+        self.remember(|m| {
+            m.segments.insert(id, rule);
+        });
+        rule
     }
 
     /// The instant of this evaluation.
@@ -322,23 +380,70 @@ impl CompiledFlag {
     }
 }
 
+/// One flag of a snapshot, found once by key: its cost can be read before it is evaluated, with
+/// no second lookup (the Python bindings let other threads run while a slow one evaluates).
+#[derive(Clone, Copy)]
+pub struct FlagRef<'a> {
+    set: &'a FlagSet,
+    flag: &'a CompiledFlag,
+}
+
+impl FlagRef<'_> {
+    #[must_use]
+    #[inline]
+    pub fn is_enabled(self, ctx: &EvalContext) -> bool {
+        matches!(
+            self.flag.decide(self.set, &Env::for_flag(ctx, self.flag), &mut NoTrace),
+            Decision::On(..)
+        )
+    }
+
+    #[must_use]
+    pub fn evaluate(self, ctx: &EvalContext) -> EvalResult {
+        self.flag
+            .evaluate(self.set, &Env::for_flag(ctx, self.flag), &mut NoTrace)
+    }
+
+    /// The estimated worst-case nanoseconds of one evaluation, whatever the context: bounded for
+    /// every document by the pattern and document limits (docs/spec.md §5, "Limits").
+    #[must_use]
+    pub fn worst_case_nanos(self) -> u64 {
+        self.flag.worst_case_nanos
+    }
+
+    /// Whether [`FlagRef::worst_case_nanos`] is over [`crate::compile::SLOW_EVALUATION_NANOS`].
+    #[must_use]
+    #[inline]
+    pub fn is_slow(self) -> bool {
+        self.flag.slow
+    }
+}
+
 impl FlagSet {
+    /// The flag with this key, to evaluate (possibly several times).
+    #[must_use]
+    #[inline]
+    pub fn flag(&self, key: &str) -> Option<FlagRef<'_>> {
+        self.flags.get(key).map(|flag| FlagRef { set: self, flag })
+    }
+
     #[must_use]
     pub fn evaluate(&self, key: &str, ctx: &EvalContext) -> EvalResult {
-        self.flags.get(key).map_or(EvalResult::not_found(), |flag| {
-            flag.evaluate(self, &Env::new(ctx), &mut NoTrace)
-        })
+        self.flag(key)
+            .map_or(EvalResult::not_found(), |flag| flag.evaluate(ctx))
     }
 
     /// `Some(enabled)` for a known flag, `None` when there is no flag with that key.
     #[must_use]
     #[inline]
     pub fn is_enabled(&self, key: &str, ctx: &EvalContext) -> Option<bool> {
-        let flag = self.flags.get(key)?;
-        Some(matches!(
-            flag.decide(self, &Env::new(ctx), &mut NoTrace),
-            Decision::On(..)
-        ))
+        self.flag(key).map(|flag| flag.is_enabled(ctx))
+    }
+
+    /// Whether some flag is slow ([`FlagRef::is_slow`]), so `evaluate_all` may be.
+    #[must_use]
+    pub fn has_slow_flags(&self) -> bool {
+        self.flags.values().any(|flag| flag.slow)
     }
 
     /// Every flag for one context, in document order.
@@ -346,28 +451,21 @@ impl FlagSet {
     pub fn evaluate_all<'a>(&'a self, ctx: &'a EvalContext) -> impl ExactSizeIterator<Item = (&'a str, EvalResult)> {
         self.flags
             .iter()
-            .map(move |(key, flag)| (&**key, flag.evaluate(self, &Env::new(ctx), &mut NoTrace)))
+            .map(move |(key, flag)| (&**key, flag.evaluate(self, &Env::for_flag(ctx, flag), &mut NoTrace)))
     }
 
     /// A prerequisite's answer, evaluated once per evaluation however many flags ask for it.
     fn evaluate_prerequisite(&self, index: usize, env: &Env<'_>) -> EvalResult {
-        // Taken out while read and put back before recursing, so nested prerequisites find it.
-        let memo = env.prerequisites.take();
-        let known = memo
-            .as_ref()
-            .and_then(|m| m.iter().find(|(i, _)| *i == index))
-            .map(|(_, answer)| answer.clone());
-        env.prerequisites.set(memo);
-        if let Some(answer) = known {
+        if let Some(answer) = env.recall(|m| m.prerequisites.get(&index).cloned()) {
             return answer;
         }
         let Some((_, flag)) = self.flags.get_index(index) else {
             return EvalResult::not_found();
         };
         let answer = flag.evaluate(self, env, &mut NoTrace);
-        let mut memo = env.prerequisites.take().unwrap_or_default();
-        memo.push((index, answer.clone()));
-        env.prerequisites.set(Some(memo));
+        env.remember(|m| {
+            m.prerequisites.insert(index, answer.clone());
+        });
         answer
     }
 }

@@ -6,19 +6,23 @@
 use std::cmp::Ordering;
 use std::sync::Arc;
 
-use regex::{Regex, RegexBuilder};
 use rustc_hash::FxHashSet;
 use semver::{BuildMetadata, Prerelease};
 
 use super::decide::{Env, NoTrace, Tracer};
+use super::pattern::{MATCH_INPUT_LIMIT, Pattern, PatternProblem};
 use super::time::{Instant, parse_instant};
 use crate::context::{Attribute, AttributeValue};
 use crate::document::ConditionDef;
 
 /// Lists longer than this are looked up through a hash set instead of a scan.
 const SET_THRESHOLD: usize = 8;
-/// Bounds the memory a single compiled pattern may take, so a hostile document cannot exhaust it.
-const REGEX_SIZE_LIMIT: usize = 1 << 20;
+/// The estimated worst-case cost of testing one condition that is not a pattern, in nanoseconds
+/// (text operators are also linear in the context's value, which the app chooses).
+const CONDITION_COST: u64 = 20;
+/// The worst-case nanoseconds a pattern search spends per byte of input and unit of width
+/// (measured with `1[01]{1000}[^01]` against 4 KiB of `1`s, rounded up).
+const PATTERN_COST_PER_WIDTH_BYTE: u64 = 6;
 
 #[derive(Debug, Clone)]
 pub struct Matcher {
@@ -46,7 +50,7 @@ enum Op {
     Gte(f64),
     Lt(f64),
     Lte(f64),
-    Matches(Box<Regex>),
+    Matches(Arc<Pattern>),
     SemverEq(Box<SemverKey>),
     SemverGt(Box<SemverKey>),
     SemverLt(Box<SemverKey>),
@@ -61,12 +65,44 @@ enum Op {
 pub struct Segment {
     pub(crate) key: Arc<str>,
     pub(crate) rules: Box<[Box<[Matcher]>]>,
+    /// The estimated worst-case nanoseconds to test membership, the segments it names included
+    /// each time they are named (see [`Matcher::cost`]).
+    pub(crate) cost: u64,
+    /// The same without the segments it names: its share when each segment is tested once.
+    pub(crate) direct_cost: u64,
 }
 
 impl Segment {
+    #[must_use]
+    pub fn new(key: Arc<str>, rules: Box<[Box<[Matcher]>]>) -> Self {
+        let cost = rules
+            .iter()
+            .flat_map(|conditions| conditions.iter())
+            .map(Matcher::cost)
+            .fold(0, u64::saturating_add);
+        let direct_cost = rules
+            .iter()
+            .flat_map(|conditions| conditions.iter())
+            .map(Matcher::direct_cost)
+            .fold(0, u64::saturating_add);
+        Self {
+            key,
+            rules,
+            cost,
+            direct_cost,
+        }
+    }
+
     /// The index of the first rule that puts the context in the segment. Conditions inside a
     /// segment are not traced: `explain()` shows which segment matched through which rule.
     pub(crate) fn matching_rule(&self, env: &Env<'_>) -> Option<usize> {
+        if env.memoizes_segments() {
+            return env.segment_membership(self, || self.find_rule(env));
+        }
+        self.find_rule(env)
+    }
+
+    fn find_rule(&self, env: &Env<'_>) -> Option<usize> {
         self.rules
             .iter()
             .position(|conditions| conditions.iter().all(|c| c.matches(env, &mut NoTrace)))
@@ -100,7 +136,7 @@ impl ValueSet {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum MatcherProblem {
     UnknownOperator(String),
-    BadPattern(String),
+    Pattern(PatternProblem),
     BadInstant,
 }
 
@@ -113,16 +149,18 @@ pub enum SegmentRef {
     Cyclic,
 }
 
-/// How `in_segment` conditions find their segments while a document is compiled.
-pub trait SegmentLookup {
+/// What compiling a condition reads from the document around it: the segments `in_segment`
+/// names, and the document's patterns (each compiled once, within the document's budget).
+pub trait CompileScope {
     fn segment(&self, key: &str) -> SegmentRef;
+    fn pattern(&self, pattern: &str) -> Result<Arc<Pattern>, PatternProblem>;
 }
 
 impl Matcher {
     /// Compiles one condition. Problems that docs/spec.md §6 turns into warnings come back beside
     /// a matcher that never matches; unknown segment keys come back as their positions in `values`.
     #[must_use]
-    pub fn compile(def: &ConditionDef, segments: &dyn SegmentLookup) -> (Self, Option<MatcherProblem>, Vec<usize>) {
+    pub fn compile(def: &ConditionDef, scope: &dyn CompileScope) -> (Self, Option<MatcherProblem>, Vec<usize>) {
         let values = &def.values;
         let first = values.first().map(String::as_str);
         let text = |build: fn(Box<str>) -> Op| first.map_or(Op::Never, |v| build(v.into()));
@@ -168,7 +206,7 @@ impl Matcher {
                 let mut found = Vec::new();
                 let mut cyclic = false;
                 for (i, key) in values.iter().enumerate() {
-                    match segments.segment(key) {
+                    match scope.segment(key) {
                         SegmentRef::Usable(segment) => found.push(segment),
                         SegmentRef::Unknown => unknown_segments.push(i),
                         SegmentRef::Cyclic => cyclic = true,
@@ -183,14 +221,10 @@ impl Matcher {
             }
             "matches" => match first {
                 None => Op::Never,
-                Some(pattern) => match RegexBuilder::new(pattern)
-                    .size_limit(REGEX_SIZE_LIMIT)
-                    .dfa_size_limit(REGEX_SIZE_LIMIT)
-                    .build()
-                {
-                    Ok(regex) => Op::Matches(Box::new(regex)),
+                Some(pattern) => match scope.pattern(pattern) {
+                    Ok(pattern) => Op::Matches(pattern),
                     Err(e) => {
-                        problem = Some(MatcherProblem::BadPattern(first_line(&e.to_string())));
+                        problem = Some(MatcherProblem::Pattern(e));
                         Op::Never
                     }
                 },
@@ -282,6 +316,33 @@ impl Matcher {
         }
     }
 
+    /// The estimated worst-case nanoseconds one test of this condition takes, whatever the
+    /// context: a pattern by its width over the longest value it tests, a segment by all its
+    /// rules (and theirs), anything else a constant. Saturates instead of overflowing, since
+    /// segments that name a segment twice double at each level.
+    #[must_use]
+    pub fn cost(&self) -> u64 {
+        match &self.op {
+            Op::Matches(pattern) => (pattern.width() + 8)
+                .saturating_mul(MATCH_INPUT_LIMIT as u64)
+                .saturating_mul(PATTERN_COST_PER_WIDTH_BYTE),
+            Op::Segments(segments) => segments
+                .iter()
+                .map(|s| s.cost)
+                .fold(CONDITION_COST, u64::saturating_add),
+            _ => CONDITION_COST,
+        }
+    }
+
+    /// [`Matcher::cost`] without the segments it names.
+    #[must_use]
+    pub fn direct_cost(&self) -> u64 {
+        match &self.op {
+            Op::Segments(_) => CONDITION_COST,
+            _ => self.cost(),
+        }
+    }
+
     /// Whether this condition reads segments (explain shows them, not an attribute).
     #[must_use]
     pub fn reads_segments(&self) -> bool {
@@ -362,23 +423,18 @@ pub fn parse_semver(s: &str) -> Option<Box<SemverKey>> {
     Some(Box::new(SemverKey { numbers, pre }))
 }
 
-fn first_line(s: &str) -> String {
-    s.lines()
-        .map(str::trim)
-        .filter(|l| !l.is_empty())
-        .collect::<Vec<_>>()
-        .join(" ")
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::context::EvalContext;
 
     struct NoSegments;
-    impl SegmentLookup for NoSegments {
+    impl CompileScope for NoSegments {
         fn segment(&self, _: &str) -> SegmentRef {
             SegmentRef::Unknown
+        }
+        fn pattern(&self, pattern: &str) -> Result<Arc<Pattern>, PatternProblem> {
+            super::super::pattern::Patterns::default().get(pattern)
         }
     }
 

@@ -156,7 +156,7 @@ impl FlagSet {
             pending_segments: Vec::new(),
             pending_instant: None,
         };
-        let result = flag.evaluate(self, &Env::new(ctx), &mut recorder);
+        let result = flag.evaluate(self, &Env::for_flag(ctx, flag), &mut recorder);
         Some(Explanation {
             flag: key.to_owned(),
             result,

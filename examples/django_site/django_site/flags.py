@@ -1,6 +1,7 @@
 """The example's context builder (`FERROFLAG["CONTEXT"]`).
 
-It starts from the default (the logged-in user's id and email) and, for the demo only, lets the
+It starts from the default (the signed-in user's id, email, staff and group attributes, or an anonymous
+visitor's cookie id) and, for the demo only, lets the
 query string play someone else: `/?user=bob&plan=enterprise&country=DE&beta=true&app_version=2.4.1`.
 A real site would read plan and country from its own models, never from the request.
 """
@@ -24,5 +25,6 @@ def context(request: HttpRequest, user: Any) -> EvalContext:
         email=query.get("email", base.email),
         plan=query.get("plan", base.plan),
         country=query.get("country", base.country),
-        properties={name: query[name] for name in PROPERTIES if name in query},
+        # The default's is_authenticated, is_staff, is_superuser (and groups), with the demo's on top.
+        properties={**base.properties, **{name: query[name] for name in PROPERTIES if name in query}},
     )

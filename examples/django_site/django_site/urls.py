@@ -1,10 +1,12 @@
 from __future__ import annotations
 
+from django.contrib import admin
 from django.urls import path
 
 from django_site import views
 
 urlpatterns = [
+    path("admin/", admin.site.urls),
     path("", views.home),
     path("checkout/", views.checkout),
     path("search/", views.search),

@@ -10,11 +10,12 @@ from __future__ import annotations
 import difflib
 import math
 import os
+import re
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal, TypeAlias
-from urllib.parse import urlsplit
+from urllib.parse import urlsplit, urlunsplit
 
 from django.conf import settings
 from django.core import checks
@@ -37,6 +38,10 @@ __all__ = [
 
 SETTING = "FERROFLAG"
 DEFAULT_CONTEXT = "ferroflag.django.middleware.user_context"
+DEFAULT_ANONYMOUS_COOKIE = "ferroflag_anon"
+DEFAULT_ANONYMOUS_COOKIE_AGE = 365 * 24 * 3600.0
+# A cookie name is an RFC 6265 token: visible ASCII without separators.
+_COOKIE_NAME = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
 
 ContextBuilder: TypeAlias = Callable[
     [HttpRequest, Any], "EvalContext | Mapping[str, Any] | Awaitable[EvalContext | Mapping[str, Any]]"
@@ -49,15 +54,25 @@ KEYS: dict[str, str] = {
     "PATH": "path appended to URL (default '/api/flags'; '' polls URL as is)",
     "FILE": "local flag file (watched by FlagFileWatcher)",
     "FLAGS": "inline flags (a list of flag dicts, or {'flags': [...]}); nothing is synced",
+    "DATABASE": "database alias of the ferroflag tables (edited in the Django admin), polled every INTERVAL",
     "INTERVAL": "seconds between polls or file checks",
     "TIMEOUT": "seconds allowed for one request to URL",
     "HEADERS": "HTTP headers sent to URL, e.g. {'Authorization': 'Bearer ...'}",
     "CACHE_PATH": "file keeping the last good document from URL",
     "START_WAIT": "seconds the first use in a process waits for the first snapshot",
     "CONTEXT": "dotted path of the context builder, called as builder(request, user)",
+    "ANONYMOUS_COOKIE": "cookie keeping an anonymous visitor's id for rollouts (None: no cookie, anonymous id '')",
+    "ANONYMOUS_COOKIE_AGE": "seconds the anonymous-id cookie lasts",
+    "LOG_MISSING": "log a warning (logger ferroflag.django) the first time a flag no source defines is asked",
 }
 
-_SOURCES = ("URL", "FILE", "FLAGS")
+_SOURCES = ("URL", "FILE", "FLAGS", "DATABASE")
+_SOURCE_NAMES: dict[str, Literal["url", "file", "flags", "database"]] = {
+    "URL": "url",
+    "FILE": "file",
+    "FLAGS": "flags",
+    "DATABASE": "database",
+}
 _URL_ONLY = ("PATH", "TIMEOUT", "HEADERS", "CACHE_PATH")
 _SYNCED_ONLY = ("INTERVAL", "START_WAIT")
 _OBJ = f"settings.{SETTING}"
@@ -67,17 +82,21 @@ _OBJ = f"settings.{SETTING}"
 class FerroflagSettings:
     """A validated `FERROFLAG` value, with the defaults filled in."""
 
-    source: Literal["url", "file", "flags"]
+    source: Literal["url", "file", "flags", "database"]
     url: str = ""
+    database: str = ""
     path: str = "/api/flags"
     file: str = ""
     flags: tuple[FlagConfig, ...] = ()
-    interval: float | None = None  # None: the native default (10 s for URL, 1 s for FILE)
+    interval: float | None = None  # None: the source's default (10 s for URL, 1 s for FILE and DATABASE)
     timeout: float = 5.0
     headers: Mapping[str, str] | None = None
     cache_path: str | None = None
     start_wait: float = 2.0
     context: str = DEFAULT_CONTEXT
+    anonymous_cookie: str | None = DEFAULT_ANONYMOUS_COOKIE
+    anonymous_cookie_age: float = DEFAULT_ANONYMOUS_COOKIE_AGE
+    log_missing: bool = False
 
 
 def _error(code: int, msg: str, hint: str | None = None) -> checks.CheckMessage:
@@ -135,7 +154,7 @@ def validate(raw: object) -> tuple[FerroflagSettings | None, list[checks.CheckMe
         problems.append(
             _error(
                 3,
-                f"{SETTING} needs exactly one source of flags: URL, FILE or FLAGS (got {what}).",
+                f"{SETTING} needs exactly one source of flags: URL, FILE, FLAGS or DATABASE (got {what}).",
                 "Use FLAGS: [] for a site (or a test run) without flags.",
             )
         )
@@ -145,8 +164,23 @@ def validate(raw: object) -> tuple[FerroflagSettings | None, list[checks.CheckMe
     if url is not None:
         parts = urlsplit(url) if isinstance(url, str) else None
         if parts is None or parts.scheme not in ("http", "https") or not parts.hostname:
-            shown = repr(url) if isinstance(url, str) else type(url).__name__
+            shown = repr(safe_url(url)) if isinstance(url, str) else type(url).__name__
             problems.append(_error(4, f"{SETTING}['URL'] must be an http(s) URL with a host, got {shown}."))
+        else:
+            flag_path = raw.get("PATH", "/api/flags")
+            if (
+                isinstance(flag_path, str)
+                and flag_path.strip("/")
+                and parts.path.rstrip("/").endswith("/" + flag_path.strip("/"))
+            ):
+                problems.append(
+                    _warning(
+                        4,
+                        f"{SETTING}['URL'] already ends in the flag path {flag_path!r}: the client would ask "
+                        f"{safe_url(url).rstrip('/')}{flag_path}.",
+                        f"Give the service's base URL, or set PATH: '' to poll {safe_url(url)!r} as it is.",
+                    )
+                )
 
     file = raw.get("FILE")
     if file is not None:
@@ -162,7 +196,36 @@ def validate(raw: object) -> tuple[FerroflagSettings | None, list[checks.CheckMe
                 _warning(1, f"{SETTING}['FILE'] does not exist: {text}.", "It is retried until it appears.")
             )
 
-    for key, zero_ok in (("INTERVAL", False), ("TIMEOUT", False), ("START_WAIT", True)):
+    database = raw.get("DATABASE")
+    if database is not None:
+        aliases = list(getattr(settings, "DATABASES", None) or {})
+        if not isinstance(database, str) or database not in aliases:
+            problems.append(
+                _error(
+                    13,
+                    f"{SETTING}['DATABASE'] must name a database in DATABASES, got {database!r}.",
+                    f"Known aliases: {', '.join(map(repr, aliases)) or 'none'}.",
+                )
+            )
+
+    cookie = raw.get("ANONYMOUS_COOKIE", DEFAULT_ANONYMOUS_COOKIE)
+    if cookie is not None and not (isinstance(cookie, str) and _COOKIE_NAME.fullmatch(cookie)):
+        problems.append(
+            _error(
+                14,
+                f"{SETTING}['ANONYMOUS_COOKIE'] must be a cookie name or None, got {cookie!r}.",
+                "None turns the cookie off: every anonymous visitor then has the user id ''.",
+            )
+        )
+    log_missing = raw.get("LOG_MISSING")
+    if log_missing is not None and not isinstance(log_missing, bool):
+        problems.append(_error(6, f"{SETTING}['LOG_MISSING'] must be True or False, got {log_missing!r}."))
+    for key, zero_ok in (
+        ("INTERVAL", False),
+        ("TIMEOUT", False),
+        ("START_WAIT", True),
+        ("ANONYMOUS_COOKIE_AGE", False),
+    ):
         value = raw.get(key)
         if value is None:
             continue
@@ -193,7 +256,14 @@ def validate(raw: object) -> tuple[FerroflagSettings | None, list[checks.CheckMe
         unused = [key for key in _URL_ONLY if raw.get(key) is not None and source != "URL"]
         unused += [key for key in _SYNCED_ONLY if raw.get(key) is not None and source == "FLAGS"]
         for key in unused:
-            problems.append(_error(9, f"{SETTING}[{key!r}] does not apply to the {source} source.", KEYS[key]))
+            applies = "URL" if key in _URL_ONLY else "URL, FILE and DATABASE"
+            problems.append(
+                _error(
+                    9,
+                    f"{SETTING}[{key!r}] does not apply to the {source} source.",
+                    f"Remove {key}: it is for {applies} only ({KEYS[key]}).",
+                )
+            )
 
     context = raw.get("CONTEXT", DEFAULT_CONTEXT)
     if not isinstance(context, str):
@@ -218,8 +288,9 @@ def validate(raw: object) -> tuple[FerroflagSettings | None, list[checks.CheckMe
         return None, problems
     interval = raw.get("INTERVAL")
     return FerroflagSettings(
-        source="url" if source == "URL" else "file" if source == "FILE" else "flags",
+        source=_SOURCE_NAMES[source],
         url=url if isinstance(url, str) else "",
+        database=database if isinstance(database, str) else "",
         path=raw.get("PATH", "/api/flags"),
         file=(_path_text(file) or "") if file is not None else "",
         flags=flags,
@@ -229,7 +300,41 @@ def validate(raw: object) -> tuple[FerroflagSettings | None, list[checks.CheckMe
         cache_path=_path_text(cache_path) if cache_path is not None else None,
         start_wait=float(raw.get("START_WAIT", 2.0)),
         context=str(context),
+        anonymous_cookie=cookie,
+        anonymous_cookie_age=float(raw.get("ANONYMOUS_COOKIE_AGE", DEFAULT_ANONYMOUS_COOKIE_AGE)),
+        log_missing=raw.get("LOG_MISSING") is True,
     ), problems
+
+
+def safe_url(url: str) -> str:
+    """`url` as it may be shown in a message: without a password, a query or a fragment (which may hold a
+    token); `user:***@` and `?…` say that something was left out."""
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        return "<a URL that does not parse>"
+    netloc = parts.netloc
+    if "@" in netloc:
+        userinfo, host = netloc.rsplit("@", 1)
+        user, has_password, _ = userinfo.partition(":")
+        netloc = f"{user}:***@{host}" if has_password else f"{user}@{host}"
+    shown = urlunsplit((parts.scheme, netloc, parts.path, "", ""))
+    return shown + ("?…" if parts.query or parts.fragment else "")
+
+
+def check_file_document(raw: object) -> list[checks.CheckMessage]:
+    """E015: a `FILE` that exists but is not a document the engine accepts (the site would serve no flags).
+    Only for `manage.py check`: at run time the watcher keeps the last good flags while the file is being fixed."""
+    if not isinstance(raw, Mapping) or raw.get("FILE") is None:
+        return []
+    text = _path_text(raw["FILE"])
+    if text is None or not Path(text).is_file():
+        return []
+    try:
+        FlagEvaluator().load_file(text)
+    except (ConfigError, OSError, UnicodeDecodeError) as exc:
+        return [_error(15, f"{SETTING}['FILE'] is not a valid flag document: {exc}", "ferroflag validate FILE")]
+    return []
 
 
 def load() -> FerroflagSettings:

@@ -36,7 +36,9 @@ def _not_found(key: str) -> Http404:
     return Http404(f"feature flag {key!r} is off")
 
 
-def flag_required(key: str, *, fallback: Callable[..., Any] | None = None) -> Callable[[_View], _View]:
+def flag_required(
+    key: str, *, fallback: Callable[..., Any] | None = None, default: bool = False
+) -> Callable[[_View], _View]:
     """Serves the view only when flag `key` is on for the request.
 
     Works on sync and `async def` views (and, through `method_decorator`, on view methods).
@@ -46,12 +48,16 @@ def flag_required(key: str, *, fallback: Callable[..., Any] | None = None) -> Ca
         fallback: A view called with the same arguments when the flag is off (e.g. the old page);
             without it the answer is 404. An `async def` fallback needs an `async def` view; a sync
             fallback of an async view runs in a worker thread.
+        default: The answer while no flag has that key (`request.flags.is_enabled`'s `default`, and
+            `{% flag "key" default=True %}`'s): True keeps the view open until the flag exists.
 
     Raises:
-        TypeError: An async fallback for a sync view.
+        TypeError: An async fallback for a sync view, or a `default` that is not a bool.
     """
     if not isinstance(key, str) or not key:
         raise TypeError(f"flag_required needs a flag key (a non-empty str), got {key!r}")
+    if not isinstance(default, bool):
+        raise TypeError(f"flag_required: default must be True or False, got {default!r}")
 
     def decorator(view: _View) -> _View:
         if iscoroutinefunction(view):
@@ -61,7 +67,7 @@ def flag_required(key: str, *, fallback: Callable[..., Any] | None = None) -> Ca
 
             @functools.wraps(view)
             async def async_view(request: HttpRequest, *args: Any, **kwargs: Any) -> Any:
-                if (await aflags_for(request)).is_enabled(key):
+                if (await aflags_for(request)).is_enabled(key, default):
                     return await view(request, *args, **kwargs)
                 if afallback is None:
                     raise _not_found(key)
@@ -74,7 +80,7 @@ def flag_required(key: str, *, fallback: Callable[..., Any] | None = None) -> Ca
 
         @functools.wraps(view)
         def sync_view(request: HttpRequest, *args: Any, **kwargs: Any) -> Any:
-            if flags_for(request).is_enabled(key):
+            if flags_for(request).is_enabled(key, default):
                 return view(request, *args, **kwargs)
             if fallback is None:
                 raise _not_found(key)
@@ -92,10 +98,12 @@ class FlagRequiredMixin(_MixinBase):
             flag_key = "new-checkout"
 
     Put it first among the bases. Override `flag_off()` to answer something other than 404 (it may
-    be `async def` on an async view).
+    be `async def` on an async view). `flag_default = True` lets the view through while no flag has
+    that key (as `flag_required(default=True)` does).
     """
 
     flag_key: str = ""
+    flag_default: bool = False
 
     def flag_off(self, request: HttpRequest, *args: Any, **kwargs: Any) -> Any:
         """The answer when the flag is off: 404 unless overridden."""
@@ -110,13 +118,13 @@ class FlagRequiredMixin(_MixinBase):
         key = self._flag_key()
         if getattr(type(self), "view_is_async", False):
             return self._adispatch(key, request, *args, **kwargs)
-        if flags_for(request).is_enabled(key):
+        if flags_for(request).is_enabled(key, self.flag_default):
             return super().dispatch(request, *args, **kwargs)
         return self.flag_off(request, *args, **kwargs)
 
     async def _adispatch(self, key: str, request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponseBase:
         response: Any
-        if (await aflags_for(request)).is_enabled(key):
+        if (await aflags_for(request)).is_enabled(key, self.flag_default):
             response = super().dispatch(request, *args, **kwargs)
         else:
             response = self.flag_off(request, *args, **kwargs)

@@ -22,25 +22,31 @@ from __future__ import annotations
 
 import asyncio
 import inspect
+import logging
 import os
+import re
+import uuid
 from collections.abc import Awaitable, Callable, Mapping
 from typing import TYPE_CHECKING, Any, cast
 
 from asgiref.sync import async_to_sync, iscoroutinefunction, markcoroutinefunction, sync_to_async
 from django.core.exceptions import SynchronousOnlyOperation
 from django.http import HttpRequest, HttpResponseBase
+from django.utils.cache import patch_vary_headers
 from django.utils.functional import LazyObject, SimpleLazyObject, empty
 
 from ferroflag import EvalContext, EvalResult, FlagEvaluator
 from ferroflag._request_flags import RequestFlagsBase
-from ferroflag.django import _aprepared, _Loaded, _prepared, get_evaluator
+from ferroflag.django import _aawait_first_load, _aprepared, _Loaded, _prepared, _settings, get_evaluator
 
 __all__ = [
     "FlagHttpRequest",
     "FlagMiddleware",
     "RequestFlags",
     "aflags_for",
+    "anonymous_id",
     "flags_for",
+    "refers_to_groups",
     "user_context",
 ]
 
@@ -111,6 +117,7 @@ class RequestFlags(RequestFlagsBase):
             request, loaded = self._request, self._loaded
             if request is None or loaded is None:  # unreachable, as in `_build()`
                 raise RuntimeError("RequestFlags has neither a context nor a request to build one from")
+            await _aawait_first_load(loaded)  # the first flag use in the process waits off the loop
             context = await _abuild_context(loaded, request)
             if self._context is None:  # another task of the same request may have been first
                 self._context, self._request = context, None
@@ -134,6 +141,8 @@ class RequestFlags(RequestFlagsBase):
         if evaluator is None:
             evaluator = self._evaluator = get_evaluator()
         result = self._cache[key] = evaluator.evaluate(key, context)
+        if result.reason == "not_found":
+            _missing(key)
         return result
 
     def __repr__(self) -> str:  # never builds the context
@@ -150,20 +159,132 @@ class FlagHttpRequest(HttpRequest):
     flags: RequestFlags
 
 
+_logger = logging.getLogger("ferroflag.django")
+_missing_logged: set[str] = set()
+_MISSING_LOG_LIMIT = 1000  # keys logged per process: a bound, should code build keys from input
+
+
+def _missing(key: str) -> None:
+    """With `LOG_MISSING`, logs the first time in this process that a flag no source defines is asked
+    (as django-waffle's missing-flag log): usually a typo, or a flag not yet created where it is served."""
+    if key in _missing_logged or len(_missing_logged) >= _MISSING_LOG_LIMIT or not _settings().log_missing:
+        return
+    _missing_logged.add(key)
+    _logger.warning("ferroflag: flag %r is not defined by the flag source; it answers its default", key)
+
+
 def user_context(request: HttpRequest, user: Any) -> EvalContext:
-    """The default `CONTEXT` builder: the authenticated user's id (`pk`), `email`, and `plan` and
-    `country` when the user model has them; `EvalContext("")` for anonymous users and requests
-    without `request.user`."""
+    """The default `CONTEXT` builder.
+
+    For a signed-in user: the id (`pk`), `email`, `plan` and `country` when the user model has them, and
+    the properties `is_authenticated`, `is_staff`, `is_superuser` and, only when some loaded flag or
+    segment refers to the attribute `groups`, `groups` (the names of the user's groups: a list attribute,
+    docs/spec.md §4; one query). For an anonymous visitor (or a request without `request.user`): the
+    visitor's stable id from the `ANONYMOUS_COOKIE` (see `anonymous_id`) as `user_id`, so percentage
+    rollouts split anonymous traffic too, and `is_authenticated` etc. false.
+    """
+    return _user_context(request, user, _group_names(user) if _wants_groups(user) else None)
+
+
+def _user_context(request: HttpRequest, user: Any, groups: list[str] | None) -> EvalContext:
     if user is None or not user.is_authenticated:
-        return EvalContext("")
+        return EvalContext(anonymous_id(request), properties=_ANONYMOUS_PROPERTIES)
     plan = getattr(user, "plan", None)
     country = getattr(user, "country", None)
+    properties: dict[str, bool | list[str]] = {
+        "is_authenticated": True,
+        "is_staff": bool(getattr(user, "is_staff", False)),
+        "is_superuser": bool(getattr(user, "is_superuser", False)),
+    }
+    if groups is not None:
+        properties["groups"] = groups
     return EvalContext(
         str(user.pk),
         email=getattr(user, "email", None) or "",
         plan="" if plan is None else str(plan),
         country="" if country is None else str(country),
+        properties=properties,
     )
+
+
+_ANONYMOUS_PROPERTIES = {"is_authenticated": False, "is_staff": False, "is_superuser": False}
+_ANONYMOUS_ATTR = "_ferroflag_anonymous_id"  # on the request: (the id, whether it is new)
+_ANONYMOUS_ID = re.compile(r"[0-9a-f]{32}")
+
+
+def anonymous_id(request: HttpRequest) -> str:
+    """An anonymous visitor's stable id: the `ANONYMOUS_COOKIE`'s value, or a new random one that
+    `FlagMiddleware` sends as that cookie with the response (HttpOnly, SameSite=Lax, Secure on HTTPS).
+    `""` when `ANONYMOUS_COOKIE` is None. One id per request, however often it is asked."""
+    known: tuple[str, bool] | None = request.__dict__.get(_ANONYMOUS_ATTR)
+    if known is not None:
+        return known[0]
+    name = _settings().anonymous_cookie
+    if name is None:
+        value, new = "", False
+    else:
+        value = request.COOKIES.get(name, "")
+        new = _ANONYMOUS_ID.fullmatch(value) is None  # absent or not one of ours: a fresh id
+        if new:
+            value = uuid.uuid4().hex
+    request.__dict__[_ANONYMOUS_ATTR] = (value, new)
+    return value
+
+
+def _send_anonymous_cookie(request: HttpRequest, response: HttpResponseBase) -> None:
+    known: tuple[str, bool] | None = request.__dict__.get(_ANONYMOUS_ATTR)
+    if known is None or not known[0]:
+        return
+    patch_vary_headers(response, ("Cookie",))  # the page's flags depend on the cookie
+    if known[1]:
+        config = _settings()
+        assert config.anonymous_cookie is not None  # an id was made, so the cookie is on
+        response.set_cookie(
+            config.anonymous_cookie,
+            known[0],
+            max_age=int(config.anonymous_cookie_age),
+            httponly=True,
+            samesite="Lax",
+            secure=request.is_secure(),
+        )
+
+
+# The evaluator whose document was last scanned for `groups`, its version, and the answer.
+_groups_scan: tuple[FlagEvaluator | None, int, bool] = (None, -1, False)
+
+
+def refers_to_groups(evaluator: FlagEvaluator) -> bool:
+    """Whether a flag or segment of the evaluator's current document reads the attribute `groups` (a
+    condition on it, or `bucket_by`). Scanned once per snapshot version."""
+    global _groups_scan
+    cached, version, answer = _groups_scan
+    current = evaluator.version
+    if cached is evaluator and version == current:
+        return answer
+    document = evaluator.document()
+    answer = any(flag.get("bucket_by") == "groups" for flag in document.get("flags", ()))
+    for item in (*document.get("flags", ()), *document.get("segments", ())):
+        if answer:
+            break
+        answer = any(
+            condition.get("attribute") == "groups"
+            for rule in item.get("rules") or ()
+            for condition in rule.get("conditions") or ()
+        )
+    _groups_scan = (evaluator, current, answer)
+    return answer
+
+
+def _wants_groups(user: Any) -> bool:
+    return user is not None and bool(user.is_authenticated) and refers_to_groups(get_evaluator())
+
+
+def _group_names(user: Any) -> list[str]:
+    """The names of the user's groups (one query); [] for a user model without groups."""
+    groups = getattr(user, "groups", None)
+    if groups is None:
+        return []
+    return [str(name) for name in groups.values_list("name", flat=True)]
 
 
 def _as_context(value: object) -> EvalContext:
@@ -218,7 +339,8 @@ def _build_context(loaded: _Loaded, request: HttpRequest) -> EvalContext:
     if _on_event_loop():
         # As Django's `async_unsafe`: DJANGO_ALLOW_ASYNC_UNSAFE lets the lookup run on the loop anyway.
         # An async builder never can (async_to_sync cannot run on the loop it would wait for).
-        unsafe = user is _UNKNOWN and not os.environ.get("DJANGO_ALLOW_ASYNC_UNSAFE")
+        io = user is _UNKNOWN or (loaded.builder is user_context and _wants_groups(user))
+        unsafe = io and not os.environ.get("DJANGO_ALLOW_ASYNC_UNSAFE")
         if unsafe or loaded.builder_is_async:
             raise SynchronousOnlyOperation(
                 "request.flags (or request.flag_context) was first used on an event loop before its context was "
@@ -246,6 +368,9 @@ async def _abuild_context(loaded: _Loaded, request: HttpRequest) -> EvalContext:
             user = await auser()
         else:  # Django < 5.0: no auser()
             user = await sync_to_async(_forced_user)(request)
+    if loaded.builder is user_context:  # the groups query, when there is one, off the loop
+        groups = await sync_to_async(_group_names)(user) if _wants_groups(user) else None
+        return _user_context(request, user, groups)
     value = loaded.builder(request, user)
     if inspect.isawaitable(value):
         value = await value
@@ -317,9 +442,11 @@ class FlagMiddleware:
             return self.__acall__(request)
         _attach(request, _prepared())
         response: HttpResponseBase = self.get_response(request)
+        _send_anonymous_cookie(request, response)
         return response
 
     async def __acall__(self, request: HttpRequest) -> HttpResponseBase:
         _attach(request, await _aprepared())
         response: HttpResponseBase = await self.get_response(request)
+        _send_anonymous_cookie(request, response)
         return response
