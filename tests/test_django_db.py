@@ -417,6 +417,15 @@ def test_database_setting_checks():
 
 
 @pytest.fixture
+def admin_site():
+    """The test site with the admin, serving from the database, its first load done before the test runs
+    (a poll thread's first read racing a test's write fails at once on shared in-memory SQLite)."""
+    with override_settings(**ADMIN_SITE):
+        ff_django.start()
+        yield
+
+
+@pytest.fixture
 def admin_client(admin_user):
     client = Client()
     client.force_login(admin_user)
@@ -429,8 +438,7 @@ def _flag_form(**fields):
     return {k: v for k, v in data.items() if v is not None}
 
 
-@override_settings(**ADMIN_SITE)
-def test_admin_adds_and_changes_a_flag_and_the_site_follows(admin_client):
+def test_admin_adds_and_changes_a_flag_and_the_site_follows(admin_site, admin_client):
     assert Client().get("/flag/beta/").content == b"off"
     definition = json.dumps({"rules": BETA["rules"], "variants": BETA["variants"], "values": BETA["values"]})
     response = admin_client.post("/admin/ferroflag/flag/add/", _flag_form(definition=definition))
@@ -462,8 +470,7 @@ def test_admin_adds_and_changes_a_flag_and_the_site_follows(admin_client):
     assert admin_client.get("/admin/ferroflag/flagchange/add/").status_code == 403
 
 
-@override_settings(**ADMIN_SITE)
-def test_admin_refuses_what_the_engine_rejects_with_its_message(admin_client):
+def test_admin_refuses_what_the_engine_rejects_with_its_message(admin_site, admin_client):
     store.save_flag({"key": "beta", "enabled": True}, using="default")
     flag = Flag.objects.get(key="beta")
     url = f"/admin/ferroflag/flag/{flag.pk}/change/"
@@ -486,8 +493,7 @@ def test_admin_refuses_what_the_engine_rejects_with_its_message(admin_client):
     assert FlagChange.objects.count() == 2
 
 
-@override_settings(**ADMIN_SITE)
-def test_admin_list_toggles_and_actions(admin_client):
+def test_admin_list_toggles_and_actions(admin_site, admin_client):
     store.save_flag({"key": "a", "enabled": False}, using="default")
     store.save_flag({"key": "b", "enabled": False, "percentage": 5}, using="default")
     a, b = Flag.objects.order_by("position")
@@ -522,8 +528,7 @@ def test_admin_warns_when_the_site_does_not_serve_the_database(admin_client):
     assert "FERROFLAG has no DATABASE source" in page
 
 
-@override_settings(**ADMIN_SITE)
-def test_admin_segments(admin_client):
+def test_admin_segments(admin_site, admin_client):
     rules = {"rules": [{"conditions": [{"attribute": "email", "operator": "ends_with", "values": ["@s.t"]}]}]}
     response = admin_client.post("/admin/ferroflag/segment/add/", {"key": "staff", "definition": json.dumps(rules)})
     assert response.status_code == 302
@@ -550,6 +555,7 @@ def live_server():
     from django.test.testcases import LiveServerThread
 
     with override_settings(**ADMIN_SITE):
+        ff_django.start()  # the first load before the server thread serves (see admin_site)
         server = LiveServerThread("127.0.0.1", static_handler=lambda app: app)
         server.daemon = True
         server.start()
