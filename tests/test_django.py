@@ -1337,6 +1337,21 @@ def test_async_first_flag_use_waits_off_the_loop(silent_service):
         assert ticks >= 10  # ...and the event loop kept running meanwhile
 
 
+def test_require_flags_serves_nothing_until_the_first_load(silent_service, flag_service):
+    with override_settings(FERROFLAG={"URL": silent_service, "START_WAIT": 0.5, "TIMEOUT": 5, "REQUIRE_FLAGS": True}):
+        response, took = _timed(lambda: Client().get("/plain/"))
+        assert response.status_code == 503  # not even a view that asks no flag: the site is not up yet
+        assert response["Retry-After"] == "5"
+        assert took > 0.4  # the first request waited START_WAIT for the load
+        response, took = _timed(lambda: Client().get("/plain/"))
+        assert (response.status_code, took < 0.3) == (503, True)  # the wait was once
+    with override_settings(FERROFLAG={"URL": flag_service.url, "REQUIRE_FLAGS": True}):
+        assert Client().get("/plain/").status_code == 200
+        assert _on("served-flag")
+    assert _ids(FERROFLAG={"FLAGS": [], "REQUIRE_FLAGS": True}) == ["ferroflag.E009"]
+    assert _ids(FERROFLAG={"FILE": "flags.json", "REQUIRE_FLAGS": 1}) == ["ferroflag.W001", "ferroflag.E006"]
+
+
 def test_ready_twice_and_many_first_uses_start_one_sync_thread(flag_service):
     before = thread_count("ferroflag-sync")
     with override_settings(FERROFLAG={"URL": flag_service.url, "INTERVAL": 0.2}):

@@ -31,13 +31,22 @@ from typing import TYPE_CHECKING, Any, cast
 
 from asgiref.sync import async_to_sync, iscoroutinefunction, markcoroutinefunction, sync_to_async
 from django.core.exceptions import SynchronousOnlyOperation
-from django.http import HttpRequest, HttpResponseBase
+from django.http import HttpRequest, HttpResponse, HttpResponseBase
 from django.utils.cache import patch_vary_headers
 from django.utils.functional import LazyObject, empty
 
-from ferroflag import EvalContext, EvalResult, FlagEvaluator
+from ferroflag import EvalContext, EvalResult, FlagEvaluator, testing
 from ferroflag._request_flags import RequestFlagsBase
-from ferroflag.django import _aawait_first_load, _aprepared, _Loaded, _prepared, _settings, get_evaluator
+from ferroflag.django import (
+    _aawait_first_load,
+    _aprepared,
+    _await_first_load,
+    _Loaded,
+    _prepared,
+    _rt,
+    _settings,
+    get_evaluator,
+)
 
 __all__ = [
     "FlagHttpRequest",
@@ -450,6 +459,28 @@ async def aflags_for(request: HttpRequest) -> RequestFlags:
     return await flags.aload()
 
 
+def _flags_in(loaded: _Loaded) -> bool:
+    """`REQUIRE_FLAGS`: whether the source's first load is in, waiting for it (until the process's one
+    deadline) the first time. Once it is in, this is one attribute read a request."""
+    if _rt.required_ok or loaded.source is None or testing.current() is not None:
+        return True
+    _await_first_load(loaded)
+    if loaded.source.status().ready:
+        _rt.required_ok = True
+        return True
+    return False
+
+
+def _unavailable() -> HttpResponse:
+    response = HttpResponse(
+        "Service unavailable: the feature flags have not been loaded yet.\n",
+        status=503,
+        content_type="text/plain; charset=utf-8",
+    )
+    response["Retry-After"] = "5"
+    return response
+
+
 class FlagMiddleware:
     """Sets `request.flags` and `request.flag_context`, both lazy; sync- and async-capable.
 
@@ -469,13 +500,19 @@ class FlagMiddleware:
     def __call__(self, request: HttpRequest) -> Any:
         if self._async:
             return self.__acall__(request)
-        _attach(request, _prepared())
+        loaded = _prepared()
+        if loaded.config.require_flags and not _flags_in(loaded):
+            return _unavailable()
+        _attach(request, loaded)
         response: HttpResponseBase = self.get_response(request)
         _send_anonymous_cookie(request, response)
         return response
 
     async def __acall__(self, request: HttpRequest) -> HttpResponseBase:
-        _attach(request, await _aprepared())
+        loaded = await _aprepared()
+        if loaded.config.require_flags and not await sync_to_async(_flags_in, thread_sensitive=False)(loaded):
+            return _unavailable()
+        _attach(request, loaded)
         _record_auser(request)
         response: HttpResponseBase = await self.get_response(request)
         _send_anonymous_cookie(request, response)
