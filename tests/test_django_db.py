@@ -522,6 +522,16 @@ def test_admin_list_toggles_and_actions(admin_site, admin_client):
     assert FlagChange.objects.filter(comment="admin action").count() == 2
 
 
+def test_admin_saves_what_only_warns_and_shows_the_warning(admin_site, admin_client):
+    definition = json.dumps({"rules": [{"conditions": [{"attribute": "plan", "operator": "is", "values": ["x"]}]}]})
+    response = admin_client.post("/admin/ferroflag/flag/add/", _flag_form(definition=definition), follow=True)
+    assert response.status_code == 200
+    page = response.content.decode()
+    assert "Saved, with a warning: beta: rules[0].conditions[0].operator: " in page
+    assert "unknown operator" in page
+    assert [f["key"] for f in store.export_document()["flags"]] == ["beta"]  # saved: it loads, with a warning
+
+
 def test_admin_warns_when_the_site_does_not_serve_the_database(admin_client):
     with override_settings(ROOT_URLCONF=__name__):
         page = admin_client.get("/admin/ferroflag/flag/", follow=True).content.decode()

@@ -41,6 +41,7 @@ __all__ = [
     "save_segment",
     "set_flag_fields",
     "validate_document",
+    "warnings_about",
 ]
 
 _REVISION_ID = 1
@@ -128,6 +129,24 @@ def validate_document(document: Mapping[str, Any]) -> FlagEvaluator:
     except ConfigError as exc:
         raise InvalidChange(exc.message, exc.path, exc) from exc
     return evaluator
+
+
+def warnings_about(kind: str, key: str, using: str = DEFAULT_DB_ALIAS) -> list[str]:
+    """The load warnings (docs/spec.md §6) the database's document has about flag or segment `key`, as
+    `path: message` lines with the path relative to it: what still loads but deserves a look (an unknown
+    operator, a prerequisite naming no flag, weights summing to 0)."""
+    document = export_document(using)
+    items = document.get("flags" if kind == FlagChange.Kind.FLAG else "segments", [])
+    index = next((i for i, item in enumerate(items) if item.get("key") == key), None)
+    if index is None:
+        return []
+    prefix = f"{'flags' if kind == FlagChange.Kind.FLAG else 'segments'}[{index}]"
+    lines = []
+    for warning in validate_document(document).warnings:
+        if warning.path == prefix or warning.path.startswith((prefix + ".", prefix + "[")):
+            where = warning.path[len(prefix) :].lstrip(".")
+            lines.append(f"{where}: {warning.message}" if where else warning.message)
+    return lines
 
 
 def _relative(exc: InvalidChange, prefix: str) -> InvalidChange:
