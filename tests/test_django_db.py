@@ -202,6 +202,11 @@ def test_the_engine_refuses_an_invalid_flag_with_its_own_message_and_nothing_is_
         )
     with pytest.raises(store.InvalidChange, match="key"):
         store.save_flag({"enabled": True}, using=alias)
+    with pytest.raises(store.InvalidChange, match="at most 200 characters"):
+        store.save_flag({"key": "k" * 201, "enabled": True}, using=alias)
+    with pytest.raises(store.InvalidChange, match="at most 200") as caught:
+        store.import_document({"flags": [BETA, {"key": "k" * 201, "enabled": True}]}, using=alias)
+    assert caught.value.path == "flags[1].key"
     with pytest.raises(store.InvalidChange, match="no flag"):
         store.set_flag_fields("nope", enabled=True, using=alias)
 

@@ -231,7 +231,16 @@ def _split_flag(definition: Mapping[str, Any]) -> dict[str, Any]:
     }
 
 
+_KEY_LIMIT = 200  # the key columns' max_length
+
+
+def _check_key_length(kind: str, key: str, path: str = "key") -> None:
+    if len(key) > _KEY_LIMIT:
+        raise InvalidChange(f"a {kind} key in the database is at most {_KEY_LIMIT} characters, got {len(key)}", path)
+
+
 def _check_keys(kind: str, key: str, original: str | None, existing: set[str]) -> None:
+    _check_key_length(kind, key)
     if key != original and key in existing:
         raise InvalidChange(f"a {kind} with key {key!r} already exists", "key")
     if not re.fullmatch(r"\S(.*\S)?", key, flags=re.DOTALL):
@@ -460,6 +469,9 @@ def import_document(
     """
     doc: Mapping[str, Any] = {"flags": document} if isinstance(document, list) else document
     validate_document(doc)
+    for plural, kind in (("flags", "flag"), ("segments", "segment")):
+        for i, item in enumerate(doc.get(plural) or []):
+            _check_key_length(kind, item["key"], f"{plural}[{i}].key")
     flags = [dict(f) for f in doc.get("flags") or []]
     segments = [dict(s) for s in doc.get("segments") or []]
     metadata = dict(doc.get("metadata") or {})
