@@ -757,3 +757,36 @@ def test_override_flag_wins_over_the_database_source_and_restores_exactly(alias)
         # The same process, the same source: exactly the database's flags again.
         assert Client().get("/flag/db-flag/").content == b"on"
         assert ff_django.get_evaluator().document() == store.validate_document(store.export_document(alias)).document()
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs os.fork")
+@pytest.mark.filterwarnings("ignore::DeprecationWarning")  # 3.12+: fork() with threads running, as gunicorn does
+def test_a_forked_worker_polls_the_database_on_its_own(postgres):
+    store.save_flag({"key": "forked", "enabled": False}, using="pg")
+    source = DatabaseSource(ff_django.get_evaluator(start=False), using="pg", interval=0.05)
+    try:
+        assert source.start(wait=WAIT)
+        connections["pg"].close()  # nothing of this thread's crosses the fork
+        pid = os.fork()
+        if pid == 0:  # the child: a gunicorn worker forked from a process that was polling
+            code = 1
+            try:
+                seen = wait_for(lambda: source.evaluator.is_enabled("forked", ANON), timeout=WAIT)
+                code = 0 if seen and source.status().running else 2
+            finally:
+                os._exit(code)
+        time.sleep(0.2)  # the child's poll thread is up
+        store.set_flag_fields("forked", enabled=True, using="pg")
+        deadline = time.monotonic() + WAIT + 5
+        while time.monotonic() < deadline:
+            reaped, status = os.waitpid(pid, os.WNOHANG)
+            if reaped:
+                break
+            time.sleep(0.02)
+        else:
+            os.kill(pid, 9)
+            os.waitpid(pid, 0)
+            raise AssertionError("the forked worker did not finish")
+        assert os.waitstatus_to_exitcode(status) == 0  # the child saw the change through its own poll thread
+    finally:
+        source.stop()
