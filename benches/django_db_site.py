@@ -3,7 +3,7 @@
     FERROFLAG_BENCH_DB='{"ENGINE": ...}' gunicorn -w 2 django_db_site:application   # from benches/
 
 `GET /` answers `<pid> <on|off> <revision>`: which worker served the request, the flag `bench`
-for an anonymous visitor, and the revision that worker's flags were loaded at.
+for an anonymous visitor, and the revision that worker's flags were loaded at. `GET /flag` only asks the flag.
 """
 
 from __future__ import annotations
@@ -27,7 +27,12 @@ def view(request: HttpRequest) -> HttpResponse:
     return HttpResponse(f"{os.getpid()} {'on' if on else 'off'} {revision}", content_type="text/plain")
 
 
-urlpatterns = [path("", view)]
+def flag_only(request: HttpRequest) -> HttpResponse:
+    """Asks the flag and nothing else: what bench_django_db's per-request rows time."""
+    return HttpResponse("on" if request.flags.is_enabled("bench") else "off")  # type: ignore[attr-defined]
+
+
+urlpatterns = [path("", view), path("flag", flag_only)]
 
 settings.configure(
     SECRET_KEY="bench-not-secret",

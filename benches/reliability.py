@@ -13,6 +13,10 @@ The rows:
 - memory: resident set growth after warm-up over N evaluations and M updates (RSS from /proc);
 - sync start/stop: `FlagSyncClient` and `FlagFileWatcher` started and stopped K times, and the
   native threads and file descriptors left behind;
+- sync start-up (see `sync_rows`): how long `start()` takes to serve a valid cache while the service
+  accepts and never answers; the longest retry wait until the first success during an outage (the
+  cold-start cap); how many publishes an unchanged body without an ETag causes; `stop()` during a
+  hung request.
 - hostile document memory: peak RSS of a fresh process that loads the worst documents of the largest
   body a client accepts (16 MiB: patterns that compile large, distinct and repeated) and evaluates them
   from 4 threads (docs/spec.md §6, "Pattern limits");
@@ -304,6 +308,107 @@ def check_start_stop(times: int) -> Row:
     return Row("sync start/stop", figure, "ok" if ok else "FAIL", time.monotonic() - started)
 
 
+# --- sync start-up (issue 17) ---------------------------------------------------------------------------
+
+
+def check_cache_at_start() -> Row:
+    """`start(wait=5)` with a valid cache while the service accepts and never answers."""
+    from flag_server import FlagServer, hang
+
+    started = time.monotonic()
+    with (
+        tempfile.TemporaryDirectory(prefix="ferroflag-reliability-") as tmp,
+        FlagServer(json.loads(document(50)), '"v1"') as server,
+    ):
+        cache = Path(tmp) / "cache.json"
+        writer = FlagSyncClient(FlagEvaluator(), server.url, interval=0.05, cache_path=cache)
+        writer.start(wait=5.0)
+        deadline = time.monotonic() + 5
+        while not cache.exists() and time.monotonic() < deadline:
+            time.sleep(0.01)
+        writer.stop()
+        server.always(hang())
+        evaluator = FlagEvaluator()
+        client = FlagSyncClient(evaluator, server.url, timeout=5.0, cache_path=cache)
+        t0 = time.perf_counter()
+        ready = client.start(wait=5.0)
+        served_ms = (time.perf_counter() - t0) * 1000
+        status = client.status()
+        t0 = time.perf_counter()
+        client.stop()
+        stop_ms = (time.perf_counter() - t0) * 1000
+    ok = ready and status.source == "cache" and status.failures == 0 and served_ms < 1000
+    figure = (
+        f"cache served {served_ms:.1f} ms after start() against a never-answering service "
+        f"(source={status.source}, {status.failures} failures yet); stop() mid-request {stop_ms:.1f} ms"
+    )
+    return Row("sync: cache at start", figure, "ok" if ok else "FAIL", time.monotonic() - started)
+
+
+def check_cold_start(seconds: float) -> Row:
+    """Outage from the start, defaults (interval 10 s is shortened to 0.5 s, cap 300 s): the longest wait."""
+    from flag_server import free_port
+
+    started = time.monotonic()
+    client = FlagSyncClient(FlagEvaluator(), f"http://127.0.0.1:{free_port()}", interval=0.5)
+    client.start(wait=0)
+    longest = 0.0
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        longest = max(longest, client.status().next_attempt_in or 0.0)
+        time.sleep(0.05)
+    failures = client.status().failures
+    client.stop()
+    ok = longest <= 5.0 + 0.01 and failures >= 3
+    figure = (
+        f"{seconds:.0f} s of outage from start: {failures} attempts, longest wait {longest:.2f} s "
+        f"(cold-start cap 5 s; backoff_cap 300 s after the first success)"
+    )
+    return Row("sync: cold-start retry", figure, "ok" if ok else "FAIL", time.monotonic() - started)
+
+
+def check_unchanged_body(polls: int) -> Row:
+    """A service that sends the same body without an ETag: publishes and cache writes."""
+    from flag_server import FlagServer
+    from flag_server import ok as ok_reply
+
+    started = time.monotonic()
+    body = json.loads(document(50))
+    with tempfile.TemporaryDirectory(prefix="ferroflag-reliability-") as tmp, FlagServer(body, None) as server:
+        server.always(ok_reply(body))
+        cache = Path(tmp) / "cache.json"
+        evaluator = FlagEvaluator()
+        client = FlagSyncClient(evaluator, server.url, interval=0.02, cache_path=cache)
+        client.start(wait=5.0)
+        deadline = time.monotonic() + 30
+        while not cache.exists() and time.monotonic() < deadline:
+            time.sleep(0.01)
+        first_inode = cache.stat().st_ino
+        while client.status().not_modified < polls and time.monotonic() < deadline:
+            time.sleep(0.02)
+        rewritten = cache.stat().st_ino != first_inode
+        status = client.status()
+        client.stop()
+    ok = evaluator.version == 1 and status.successes == 1 and status.not_modified >= polls and not rewritten
+    figure = (
+        f"{status.successes + status.not_modified} polls of one body without ETag: {evaluator.version} publish, "
+        f"cache {'rewritten' if rewritten else 'written once'}, document_id {status.document_id}"
+    )
+    return Row("sync: unchanged body", figure, "ok" if ok else "FAIL", time.monotonic() - started)
+
+
+def sync_rows(quick: bool) -> list[Row]:
+    import logging
+
+    # The outages here are on purpose: keep their records off the table.
+    logging.getLogger("ferroflag").addHandler(logging.NullHandler())
+    return [
+        check_cache_at_start(),
+        check_cold_start(8.0 if quick else 25.0),
+        check_unchanged_body(20 if quick else 100),
+    ]
+
+
 # --- resource bounds (docs/spec.md §6, "Pattern limits" and "Evaluation time") ---------------------------
 
 MAX_BODY_BYTES = 16 * 1024 * 1024
@@ -567,6 +672,7 @@ def main(argv: list[str] | None = None) -> int:
     memory, samples = check_memory(evaluations, updates)
     rows.append(memory)
     rows.append(check_start_stop(cycles))
+    rows.extend(sync_rows(args.quick))
     rows.append(check_hostile_memory())
     rows.append(check_worst_evaluation())
 

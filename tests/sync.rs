@@ -737,14 +737,24 @@ fn cache_is_written_after_success_and_survives_a_bad_200() {
     std::fs::remove_dir_all(dir).unwrap();
 }
 
-/// A cache file as a client writes it, via a first client against a good server.
-fn make_cache(dir: &Path) -> PathBuf {
-    let cache = dir.join("cache.json");
+/// A cache file as a client writes it, via a first client against a good server; also the URL it
+/// was written for (where nothing listens any more once this returns).
+fn make_cache(dir: &Path) -> (PathBuf, String) {
     let server = Server::start(|_, _| ok(DOC1, E1));
-    let mut config = fast_config(&server.url());
+    let cache = make_cache_from(dir, &server.url());
+    (cache, server.url())
+}
+
+/// A cache file written by a client polling `base_url`, which must answer with a document.
+fn make_cache_from(dir: &Path, base_url: &str) -> PathBuf {
+    let cache = dir.join("cache.json");
+    let mut config = fast_config(base_url);
     config.cache_path = Some(cache.clone());
     let h = Harness::start(config);
-    wait_until("the cache file", || cache.exists().then_some(()));
+    wait_until("the cache file", || {
+        assert_eq!(h.observer.count("cache_write_failed"), 0, "{:?}", h.observer.events());
+        cache.exists().then_some(())
+    });
     drop(h);
     cache
 }
@@ -752,8 +762,8 @@ fn make_cache(dir: &Path) -> PathBuf {
 #[test]
 fn cache_is_served_when_the_service_is_down_at_start() {
     let dir = temp_dir("cache-load");
-    let cache = make_cache(&dir);
-    let mut config = fast_config(&dead_url());
+    let (cache, url) = make_cache(&dir);
+    let mut config = fast_config(&url);
     config.cache_path = Some(cache);
     let h = Harness::start(config);
     assert!(h.client.wait_ready(Duration::from_secs(5)));
@@ -765,7 +775,7 @@ fn cache_is_served_when_the_service_is_down_at_start() {
     );
     assert!(status.ready && status.is_stale() && status.successes == 0);
     let kinds: Vec<_> = h.observer.events().iter().map(SyncEvent::kind).collect();
-    assert_eq!(kinds, ["failure_streak_started", "cache_loaded", "applied"]);
+    assert_eq!(kinds, ["cache_loaded", "applied", "failure_streak_started"]);
     assert_eq!(h.store.version(), 1, "the cache is loaded once");
     drop(h);
     std::fs::remove_dir_all(dir).unwrap();
@@ -774,12 +784,24 @@ fn cache_is_served_when_the_service_is_down_at_start() {
 #[test]
 fn cached_etag_is_sent_and_a_304_confirms_the_cache() {
     let dir = temp_dir("cache-etag");
-    let cache = make_cache(&dir);
-    let server = Server::start(|index, request| match (index, request.header("If-None-Match")) {
-        (0, _) => status("503 Service Unavailable", &[]),
-        (_, Some(E1)) => not_modified(),
-        _ => status("500 Internal Server Error", &[]),
-    });
+    let serving = Arc::new(AtomicBool::new(true));
+    let after = Arc::new(AtomicU64::new(0));
+    let server = {
+        let (serving, after) = (Arc::clone(&serving), Arc::clone(&after));
+        Server::start(move |_, request| {
+            if serving.load(Ordering::SeqCst) {
+                return ok(DOC1, E1);
+            }
+            match (after.fetch_add(1, Ordering::SeqCst), request.header("If-None-Match")) {
+                (0, _) => status("503 Service Unavailable", &[]),
+                (_, Some(E1)) => not_modified(),
+                _ => status("500 Internal Server Error", &[]),
+            }
+        })
+    };
+    let cache = make_cache_from(&dir, &server.url());
+    serving.store(false, Ordering::SeqCst);
+    let first = server.count();
     let mut config = fast_config(&server.url());
     config.cache_path = Some(cache);
     let h = Harness::start(config);
@@ -788,7 +810,9 @@ fn cached_etag_is_sent_and_a_304_confirms_the_cache() {
         (status.source, status.consecutive_failures, h.store.version()),
         (Source::Network, 0, 1)
     );
-    assert_eq!(server.requests()[1].header("If-None-Match"), Some(E1));
+    let requests = server.requests();
+    assert_eq!(requests[first].header("If-None-Match"), Some(E1));
+    assert_eq!(requests[first + 1].header("If-None-Match"), Some(E1));
     wait_for_event(&h.observer, "recovered");
     drop(h);
     std::fs::remove_dir_all(dir).unwrap();
@@ -823,10 +847,10 @@ fn corrupt_cache_is_ignored_with_an_event() {
 #[test]
 fn cache_is_not_loaded_over_flags_already_in_the_store() {
     let dir = temp_dir("cache-skip");
-    let cache = make_cache(&dir);
+    let (cache, url) = make_cache(&dir);
     let store = Arc::new(SnapshotStore::new());
     store.publish_json(DOC2.as_bytes()).unwrap();
-    let mut config = fast_config(&dead_url());
+    let mut config = fast_config(&url);
     config.cache_path = Some(cache);
     let observer = Arc::new(CollectingObserver::new());
     let client = SyncClient::new(Arc::clone(&store), config, observer.clone()).unwrap();
@@ -1080,4 +1104,504 @@ fn clients_are_send_and_sync() {
     assert_send_sync::<FileSource>();
     assert_send_sync::<SyncStatus>();
     assert_send_sync::<SyncEvent>();
+}
+
+// ---------------------------------------------------------------------------------------------
+// Issue 17: start-up, truthful status, bounded texts.
+
+/// A server that answers `reply` once `release` is set, and hangs until then (at most 10 s).
+fn gated(release: &Arc<AtomicBool>, reply: Reply) -> impl Fn(usize, &Request) -> Reply + Send + Sync + 'static {
+    let release = Arc::clone(release);
+    move |_, _| {
+        let started = Instant::now();
+        while !release.load(Ordering::SeqCst) && started.elapsed() < Duration::from_secs(10) {
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        reply.clone()
+    }
+}
+
+fn ok_without_etag(body: &str) -> Reply {
+    Reply::Raw(response(
+        "200 OK",
+        &[("Content-Type", "application/json")],
+        body.as_bytes(),
+    ))
+}
+
+/// #1: a valid cache is served before the first request has any answer, then replaced by it.
+#[test]
+fn a_valid_cache_is_served_at_once_then_replaced_by_the_network() {
+    let dir = temp_dir("cache-first");
+    let release = Arc::new(AtomicBool::new(false));
+    let serving = Arc::new(AtomicBool::new(true));
+    let server = {
+        let (serving, gate) = (Arc::clone(&serving), gated(&release, ok(DOC2, E2)));
+        Server::start(move |index, request| {
+            if serving.load(Ordering::SeqCst) {
+                ok(DOC1, E1)
+            } else {
+                gate(index, request)
+            }
+        })
+    };
+    let cache = make_cache_from(&dir, &server.url());
+    serving.store(false, Ordering::SeqCst);
+    let mut config = fast_config(&server.url());
+    config.timeout = Duration::from_secs(20);
+    config.cache_path = Some(cache);
+    let h = Harness::start(config);
+    assert!(
+        h.client.wait_ready(Duration::from_secs(5)),
+        "the cache is served without waiting"
+    );
+    let status = h.status();
+    assert_eq!(
+        (
+            status.source,
+            status.failures,
+            status.successes,
+            h.enabled("alpha"),
+            h.enabled("beta")
+        ),
+        (Source::Cache, 0, 0, Some(true), None),
+        "served while the first request is still unanswered"
+    );
+    release.store(true, Ordering::SeqCst);
+    let status = h.wait_for("the network's answer", |s| s.source == Source::Network);
+    assert_eq!(
+        (status.etag.as_deref(), h.enabled("alpha"), h.enabled("beta")),
+        (Some(E2), Some(false), Some(true))
+    );
+    drop(h);
+    std::fs::remove_dir_all(dir).unwrap();
+}
+
+/// #2: a 304 to a request that sent no `If-None-Match` confirms nothing.
+#[test]
+fn a_304_without_if_none_match_is_a_failure() {
+    let server = Server::start(|_, _| not_modified());
+    let h = Harness::start(fast_config(&server.url()));
+    let status = h.wait_for("failures", |s| s.failures >= 2);
+    assert!(
+        !status.ready && status.not_modified == 0 && status.successes == 0,
+        "{status:?}"
+    );
+    assert!(status.last_error.as_deref().unwrap().contains("304"), "{status:?}");
+    assert!(server.requests().iter().all(|r| r.header("If-None-Match").is_none()));
+}
+
+/// #3: `ETag: *` (or any non-ETag) is never echoed back.
+#[test]
+fn an_etag_star_is_never_sent_back() {
+    let server = Server::start(|_, request| match request.header("If-None-Match") {
+        Some(_) => not_modified(),
+        None => ok(DOC1, "*"),
+    });
+    let h = Harness::start(fast_config(&server.url()));
+    let status = h.wait_for("polls", |s| s.successes + s.not_modified >= 4);
+    assert_eq!(status.etag, None);
+    assert!(server.requests().iter().all(|r| r.header("If-None-Match").is_none()));
+    assert_eq!(h.store.version(), 1);
+}
+
+/// #3: a cached `ETag` with CR/LF, or one of 200 KB, is dropped rather than sent.
+#[test]
+fn a_broken_cached_etag_is_dropped() {
+    for etag in ["\"a\r\nX-Evil: 1\"".to_owned(), format!("\"{}\"", "e".repeat(200_000))] {
+        let dir = temp_dir("cache-bad-etag");
+        let cache = dir.join("cache.json");
+        let meta = serde_json::json!({"format": 1, "etag": etag});
+        let text = format!(r#"{{"x-ferroflag-cache": {meta}, "flags": [{{"key": "alpha", "enabled": true}}]}}"#);
+        std::fs::write(&cache, text).unwrap();
+        let server = Server::start(|_, request| match request.header("If-None-Match") {
+            None => ok(DOC2, E2),
+            Some(E2) => not_modified(),
+            Some(_) => status("500 Internal Server Error", &[]),
+        });
+        let mut config = fast_config(&server.url());
+        config.cache_path = Some(cache);
+        let h = Harness::start(config);
+        let status = h.wait_for("the network", |s| s.source == Source::Network && s.not_modified >= 1);
+        assert_eq!((status.failures, h.enabled("beta")), (0, Some(true)), "{status:?}");
+        assert_eq!(server.requests()[0].header("If-None-Match"), None);
+        drop(h);
+        std::fs::remove_dir_all(dir).unwrap();
+    }
+}
+
+/// A document that takes a while to compile: many flags with many rules.
+fn heavy_document(flags: usize) -> String {
+    let mut out = String::from("{\"format\": 2, \"flags\": [");
+    for i in 0..flags {
+        if i > 0 {
+            out.push(',');
+        }
+        let _ = std::fmt::Write::write_fmt(
+            &mut out,
+            format_args!(
+                r#"{{"key": "f{i}", "enabled": true, "percentage": 50, "rules": [{{"conditions": [{{"attribute": "email", "operator": "matches", "values": ["^u{i}[a-z]+@(x|y|z)\\.example$"]}}], "percentage": 100}}]}}"#
+            ),
+        );
+    }
+    out.push_str("]}");
+    out
+}
+
+/// #4: once `stop()` has returned, the thread publishes nothing, even mid-compile.
+#[test]
+fn a_stopped_client_never_publishes() {
+    let body = heavy_document(10_000);
+    let dir = temp_dir("stop-compile");
+    let cache = dir.join("cache.json");
+    let answered = Arc::new(AtomicBool::new(false));
+    let server = {
+        let answered = Arc::clone(&answered);
+        Server::start(move |_, _| {
+            let reply = ok(&body, E1);
+            answered.store(true, Ordering::SeqCst);
+            reply
+        })
+    };
+    let mut config = fast_config(&server.url());
+    config.cache_path = Some(cache.clone());
+    let h = Harness::start(config);
+    wait_until("the answer", || answered.load(Ordering::SeqCst).then_some(()));
+    // Long enough for the body to arrive over loopback, far shorter than its compile.
+    std::thread::sleep(Duration::from_millis(50));
+    h.client.stop();
+    let published_before_stop = h.store.version() > 0;
+    h.store.publish_json(DOC2.as_bytes()).unwrap();
+    let mine = h.store.load_full();
+    // The compile may take seconds on a busy machine: a longer bound than `wait_until`'s.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while h.status().running {
+        assert!(Instant::now() < deadline, "the thread never left");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    assert!(
+        Arc::ptr_eq(&mine, &h.store.load_full()),
+        "the app's own flags were replaced"
+    );
+    // On a machine fast enough to compile before the stop, the document was applied, and may be
+    // saved, before it.
+    assert!(
+        published_before_stop || !cache.exists(),
+        "a stopped client wrote the cache"
+    );
+    drop(h);
+    std::fs::remove_dir_all(dir).unwrap();
+}
+
+fn inode(path: &Path) -> u64 {
+    use std::os::unix::fs::MetadataExt;
+    std::fs::metadata(path).unwrap().ino()
+}
+
+/// #5: the same body again (no `ETag`, or a different `ETag` per backend) is not a new document.
+#[test]
+fn an_unchanged_body_is_not_modified() {
+    let dir = temp_dir("unchanged");
+    let cache = dir.join("cache.json");
+    let server = Server::start(|index, _| match index % 3 {
+        0 => ok_without_etag(DOC1),
+        1 => ok(DOC1, "\"backend-a\""),
+        _ => ok(DOC1, "\"backend-b\""),
+    });
+    let mut config = fast_config(&server.url());
+    config.cache_path = Some(cache.clone());
+    let h = Harness::start(config);
+    assert!(h.client.wait_ready(Duration::from_secs(5)));
+    let written = wait_until("the cache", || cache.exists().then(|| inode(&cache)));
+    let status = h.wait_for("unchanged polls", |s| s.not_modified >= 4);
+    assert_eq!(
+        (status.successes, status.snapshot_version, h.store.version()),
+        (1, 1, 1)
+    );
+    assert_eq!(h.observer.count("applied"), 1);
+    assert_eq!(inode(&cache), written, "the cache was rewritten");
+    drop(h);
+    std::fs::remove_dir_all(dir).unwrap();
+}
+
+/// #6: a huge value in a rejected document gives a bounded error, in the status and the event;
+/// a huge pattern in an applied one (and many warnings) give a bounded `applied` event.
+#[test]
+fn huge_values_give_bounded_errors_and_events() {
+    let key = "k".repeat(4 << 20);
+    let body = format!(r#"[{{"key": "{key}", "enabled": "yes"}}]"#);
+    let server = Server::start(move |_, _| ok(&body, E1));
+    let h = Harness::start(fast_config(&server.url()));
+    let status = h.wait_for("the rejection", |s| s.failures >= 1);
+    let error = status.last_error.unwrap();
+    assert!(
+        error.len() < 1024 && error.contains("rejected"),
+        "{} bytes",
+        error.len()
+    );
+    wait_until("the event", || {
+        (h.observer.count("failure_streak_started") == 1).then_some(())
+    });
+    drop(h);
+
+    let pattern = "(".repeat(1 << 20);
+    let mut flags: Vec<String> = (0..50)
+        .map(|i| format!(r#"{{"key": "f{i}", "enabled": true, "x{i}": 1}}"#))
+        .collect();
+    flags.push(format!(
+        r#"{{"key": "re", "enabled": true, "rules": [{{"conditions": [{{"attribute": "email", "operator": "matches", "values": ["{pattern}"]}}]}}]}}"#
+    ));
+    let body = format!("[{}]", flags.join(","));
+    let server = Server::start(move |_, _| ok(&body, E1));
+    let h = Harness::start(fast_config(&server.url()));
+    assert!(h.client.wait_ready(Duration::from_secs(5)));
+    wait_until("the event", || (h.observer.count("applied") == 1).then_some(()));
+    for event in h.observer.events() {
+        let text = event.to_string();
+        assert!(text.len() < 4096, "{} bytes: {}", text.len(), &text[..300]);
+    }
+}
+
+fn mkfifo(path: &Path) {
+    let made = std::process::Command::new("mkfifo").arg(path).status().unwrap();
+    assert!(made.success());
+}
+
+/// #7: a FIFO at the watched path is refused, not waited on for ever.
+#[test]
+fn a_fifo_as_the_flag_file_is_refused() {
+    let dir = temp_dir("fifo-file");
+    let path = dir.join("flags.json");
+    mkfifo(&path);
+    let (store, _observer, source) = file_source(&path);
+    let status = wait_until("the refusal", || Some(source.status()).filter(|s| s.failures >= 1));
+    assert!(
+        status.last_error.as_deref().unwrap().contains("not a regular file"),
+        "{status:?}"
+    );
+    assert!(!status.ready && store.version() == 0);
+    assert!(source.stop());
+    std::fs::remove_dir_all(dir).unwrap();
+}
+
+/// #7: a FIFO at the cache path is ignored with a warning, and the service is polled.
+#[test]
+fn a_fifo_as_the_cache_is_ignored() {
+    let dir = temp_dir("fifo-cache");
+    let cache = dir.join("cache.json");
+    mkfifo(&cache);
+    let server = Server::start(|_, _| ok(DOC1, E1));
+    let mut config = fast_config(&server.url());
+    config.cache_path = Some(cache);
+    let h = Harness::start(config);
+    assert!(h.client.wait_ready(Duration::from_secs(5)));
+    assert_eq!(h.status().source, Source::Network);
+    wait_for_event(&h.observer, "cache_ignored");
+    drop(h);
+    std::fs::remove_dir_all(dir).unwrap();
+}
+
+/// #8: a rewrite in place that keeps size, modification time and inode (`cp -p`) is noticed.
+#[test]
+fn file_source_notices_a_rewrite_keeping_size_mtime_and_inode() {
+    let dir = temp_dir("file-cp-p");
+    let path = dir.join("flags.json");
+    let on = r#"[{"key": "alpha", "enabled": true }]"#;
+    let off = r#"[{"key": "alpha", "enabled": false}]"#;
+    let old = std::time::SystemTime::now() - Duration::from_secs(3600);
+    std::fs::write(&path, on).unwrap();
+    std::fs::File::options()
+        .write(true)
+        .open(&path)
+        .unwrap()
+        .set_modified(old)
+        .unwrap();
+    let (store, _observer, source) = file_source(&path);
+    assert!(source.wait_ready(Duration::from_secs(5)));
+    let checks = source.status().not_modified;
+    std::thread::sleep(Duration::from_millis(50));
+    let before = (inode(&path), std::fs::metadata(&path).unwrap().modified().unwrap());
+    let mut file = std::fs::File::options().write(true).open(&path).unwrap();
+    file.write_all(off.as_bytes()).unwrap();
+    file.set_modified(old).unwrap();
+    drop(file);
+    assert_eq!(
+        before,
+        (inode(&path), std::fs::metadata(&path).unwrap().modified().unwrap())
+    );
+    wait_until("the rewrite", || {
+        (is_enabled(&store, "alpha") == Some(false)).then_some(())
+    });
+    assert_eq!(source.status().not_modified, checks);
+    assert!(source.stop());
+    std::fs::remove_dir_all(dir).unwrap();
+}
+
+/// #9: temp files of killed writers are removed at the next start; a live one is kept.
+#[test]
+fn temp_files_of_killed_writers_are_cleaned_at_start() {
+    let dir = temp_dir("cache-temp");
+    let (cache, url) = make_cache(&dir);
+    let dead = dir.join(".cache.json.4294967.1.tmp");
+    let old = dir.join(format!(".cache.json.{}.77.tmp", std::process::id()));
+    let fresh = dir.join(format!(".cache.json.{}.78.tmp", std::process::id()));
+    let other = dir.join(".other.json.4294967.1.tmp");
+    for path in [&dead, &old, &fresh, &other] {
+        std::fs::write(path, "{").unwrap();
+    }
+    std::fs::File::options()
+        .write(true)
+        .open(&old)
+        .unwrap()
+        .set_modified(std::time::SystemTime::now() - Duration::from_secs(3600))
+        .unwrap();
+    let mut config = fast_config(&url);
+    config.cache_path = Some(cache);
+    let h = Harness::start(config);
+    assert!(h.client.wait_ready(Duration::from_secs(5)));
+    assert!(!dead.exists() && !old.exists(), "stale temp files left");
+    assert!(fresh.exists() && other.exists(), "another writer's temp file removed");
+    drop(h);
+    std::fs::remove_dir_all(dir).unwrap();
+}
+
+/// #9: a cache written for another URL is not served.
+#[test]
+fn a_cache_from_another_url_is_ignored() {
+    let dir = temp_dir("cache-url");
+    let (cache, _) = make_cache(&dir);
+    let text = std::fs::read_to_string(&cache).unwrap();
+    assert!(text.contains(r#""source":""#), "{text}");
+    let mut config = fast_config(&dead_url());
+    config.cache_path = Some(cache);
+    let h = Harness::start(config);
+    wait_for_event(&h.observer, "cache_ignored");
+    let event = h
+        .observer
+        .events()
+        .iter()
+        .find(|e| e.kind() == "cache_ignored")
+        .unwrap()
+        .to_string();
+    assert!(event.contains("another URL"), "{event}");
+    assert!(!h.client.wait_ready(Duration::from_millis(100)));
+    assert_eq!(h.store.version(), 0);
+    drop(h);
+    std::fs::remove_dir_all(dir).unwrap();
+}
+
+/// #9: a document that fits `max_body_bytes` is served from the cache with the same limit, even
+/// when its numbers would grow if re-serialized (`1E5` is `100000.0` to serde).
+#[test]
+fn a_document_within_max_body_bytes_fits_in_its_cache() {
+    let dir = temp_dir("cache-size");
+    let cache = dir.join("cache.json");
+    let mut body = String::from(r#"{"x-pad": ["#);
+    while body.len() < 60_000 {
+        body.push_str("1E5,");
+    }
+    body.push_str(r#"1E5], "flags": [{"key": "alpha", "enabled": true}]}"#);
+    let limit = body.len() as u64;
+    let server = Server::start(move |_, _| ok(&body, E1));
+    let mut config = fast_config(&server.url());
+    config.max_body_bytes = limit;
+    config.cache_path = Some(cache.clone());
+    let h = Harness::start(config.clone());
+    wait_until("the cache", || {
+        cache.exists().then_some(()).or_else(|| {
+            assert!(h.status().failures == 0, "{:?}", h.status());
+            None
+        })
+    });
+    drop(h);
+    drop(server);
+    let h = Harness::start(config);
+    assert!(h.client.wait_ready(Duration::from_secs(5)), "{:?}", h.observer.events());
+    assert_eq!(h.status().source, Source::Cache);
+    drop(h);
+    std::fs::remove_dir_all(dir).unwrap();
+}
+
+/// #11: until the first success, retries come at a short cap, not the full one.
+#[test]
+fn until_the_first_success_the_retry_cap_is_short() {
+    let server = Server::start(|_, _| status("500 Internal Server Error", &[]));
+    let mut config = fast_config(&server.url());
+    config.interval = Duration::from_millis(10);
+    config.backoff_cap = Duration::from_secs(60);
+    config.cold_start_cap = Duration::from_millis(100);
+    let h = Harness::start(config);
+    wait_until("ten attempts", || (server.count() >= 10).then_some(()));
+    let gaps = gaps(&server.requests());
+    assert!(gaps.iter().all(|gap| *gap < Duration::from_millis(700)), "{gaps:?}");
+    assert!(h.status().next_attempt_in.unwrap() <= Duration::from_millis(125));
+}
+
+/// #12: the document id is the content hash: the same in every client, whatever the version.
+#[test]
+fn the_document_id_is_the_same_in_every_client() {
+    let dir = temp_dir("document-id");
+    let server = Server::start(|_, _| ok(DOC1, E1));
+    let cache = make_cache_from(&dir, &server.url());
+    let a = Harness::start(fast_config(&server.url()));
+    let other = Arc::new(SnapshotStore::new());
+    other.publish_json(DOC2.as_bytes()).unwrap();
+    other.publish_json(DOC2.as_bytes()).unwrap();
+    let b = SyncClient::new(
+        Arc::clone(&other),
+        fast_config(&server.url()),
+        Arc::new(CollectingObserver::new()),
+    )
+    .unwrap();
+    b.start().unwrap();
+    let from_a = a.wait_for("a", |s| s.ready);
+    let from_b = wait_until("b", || Some(b.status()).filter(|s| s.ready));
+    assert_ne!(from_a.snapshot_version, from_b.snapshot_version);
+    let id = from_a.document_id.clone().unwrap();
+    assert_eq!(from_b.document_id.as_deref(), Some(id.as_str()));
+    assert_eq!(id.len(), 16, "{id}");
+    b.stop();
+    let url = server.url();
+    drop(server);
+    let mut config = fast_config(&url);
+    config.cache_path = Some(cache);
+    drop(a);
+    let c = Harness::start(config);
+    let from_cache = c.wait_for("the cache", |s| s.ready);
+    assert_eq!(
+        (from_cache.source, from_cache.document_id.as_deref()),
+        (Source::Cache, Some(id.as_str()))
+    );
+    drop(c);
+    std::fs::remove_dir_all(dir).unwrap();
+}
+
+/// A listener whose accept queue is full, so that a connect to it hangs until its timeout.
+fn full_listener() -> (TcpListener, Vec<std::net::TcpStream>) {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    let mut fillers = Vec::new();
+    while fillers.len() < 4096 {
+        match std::net::TcpStream::connect_timeout(&addr, Duration::from_millis(200)) {
+            Ok(stream) => fillers.push(stream),
+            Err(_) => break,
+        }
+    }
+    (listener, fillers)
+}
+
+/// #13: a connect timeout names `connect_timeout` and its value.
+#[test]
+fn a_connect_timeout_names_connect_timeout() {
+    let (listener, _fillers) = full_listener();
+    let mut config = fast_config(&format!("http://{}", listener.local_addr().unwrap()));
+    config.connect_timeout = Duration::from_millis(300);
+    config.timeout = Duration::from_secs(5);
+    let h = Harness::start(config);
+    let status = h.wait_for("the timeout", |s| s.failures >= 1);
+    let error = status.last_error.unwrap();
+    assert!(
+        error.contains("connect_timeout 300ms") && !error.contains("timeout 5s"),
+        "{error}"
+    );
 }

@@ -51,7 +51,7 @@ from django.template import Context, Template, TemplateSyntaxError  # noqa: E402
 from django.test import AsyncClient, Client, RequestFactory, SimpleTestCase, override_settings  # noqa: E402
 from django.test.utils import CaptureQueriesContext  # noqa: E402
 from django.urls import path  # noqa: E402
-from django.utils.functional import SimpleLazyObject  # noqa: E402
+from django.utils.functional import LazyObject, SimpleLazyObject  # noqa: E402
 from django.views import View  # noqa: E402
 from ferroflag import EvalContext, EvalResult, FlagEvaluator  # noqa: E402
 from ferroflag.django import middleware as ff_middleware  # noqa: E402
@@ -565,7 +565,7 @@ def test_a_view_that_asks_no_flag_makes_no_extra_query(staff_user, built):
     assert without == with_ == []  # logged in (database sessions): neither the session nor the user is read
     assert built == []  # the CONTEXT builder was never called
     assert not response.wsgi_request.flags.loaded
-    assert isinstance(response.wsgi_request.flag_context, SimpleLazyObject)
+    assert type(response.wsgi_request.flag_context).__mro__[1] is LazyObject  # (isinstance() would build it)
     assert repr(response.wsgi_request.flag_context) == "<flag_context: not loaded yet>"  # repr builds nothing
     assert not response.wsgi_request.flags.loaded
 
@@ -702,7 +702,8 @@ def test_on_the_event_loop_a_first_use_builds_in_place_only_without_io(staff_use
     assert _first_use_on_the_loop(staff_user)["user_id"] == str(staff_user.pk)  # a user already looked up
     looked_up = SimpleLazyObject(lambda: staff_user)
     looked_up.pk  # noqa: B018
-    assert _first_use_on_the_loop(looked_up)["user_id"] == str(staff_user.pk)
+    with pytest.raises(SynchronousOnlyOperation, match="aload"):  # Django cannot tell (publicly) that it was
+        _first_use_on_the_loop(looked_up)
 
     with pytest.raises(SynchronousOnlyOperation, match="aload"):
         _first_use_on_the_loop(SimpleLazyObject(lambda: staff_user))  # the lookup would run on the loop
@@ -1334,6 +1335,21 @@ def test_async_first_flag_use_waits_off_the_loop(silent_service):
         assert status == 200
         assert took > 0.8  # it waited for the first load...
         assert ticks >= 10  # ...and the event loop kept running meanwhile
+
+
+def test_require_flags_serves_nothing_until_the_first_load(silent_service, flag_service):
+    with override_settings(FERROFLAG={"URL": silent_service, "START_WAIT": 0.5, "TIMEOUT": 5, "REQUIRE_FLAGS": True}):
+        response, took = _timed(lambda: Client().get("/plain/"))
+        assert response.status_code == 503  # not even a view that asks no flag: the site is not up yet
+        assert response["Retry-After"] == "5"
+        assert took > 0.4  # the first request waited START_WAIT for the load
+        response, took = _timed(lambda: Client().get("/plain/"))
+        assert (response.status_code, took < 0.3) == (503, True)  # the wait was once
+    with override_settings(FERROFLAG={"URL": flag_service.url, "REQUIRE_FLAGS": True}):
+        assert Client().get("/plain/").status_code == 200
+        assert _on("served-flag")
+    assert _ids(FERROFLAG={"FLAGS": [], "REQUIRE_FLAGS": True}) == ["ferroflag.E009"]
+    assert _ids(FERROFLAG={"FILE": "flags.json", "REQUIRE_FLAGS": 1}) == ["ferroflag.W001", "ferroflag.E006"]
 
 
 def test_ready_twice_and_many_first_uses_start_one_sync_thread(flag_service):

@@ -882,6 +882,22 @@ def test_sync_client_ready_at_start():
             api.shutdown()
 
 
+def test_sync_client_without_etag_sees_no_change_for_an_unchanged_document():
+    """Issue 17 #5: the same body on every poll (no ETag) is not a configuration change."""
+    with FlagServer(SYNC_DOC, None) as server:
+        evaluator = FlagEvaluator()
+        with FlagSyncClient(evaluator, server.url, interval=0.05, timeout=1) as sync:
+            provider = FerroflagProvider(evaluator, sync=sync, status_interval=0.02)
+            client = client_for(provider, "no-etag")
+            events = Events(client)
+            server.wait_for_requests(6, WAIT)
+            time.sleep(0.1)  # several more checks of the watcher thread
+            assert events.of(ProviderEvent.PROVIDER_CONFIGURATION_CHANGED) == []
+            assert evaluator.version == 1
+            assert sync.status().not_modified >= 4
+            api.shutdown()
+
+
 def test_a_status_mapping_source_works_too():
     evaluator = FlagEvaluator([{"key": "a", "enabled": True}])
 

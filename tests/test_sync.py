@@ -407,7 +407,7 @@ def test_restart_during_an_outage_serves_the_cache(make_client, tmp_path, log):
     # A new process, as it were, while the service is down.
     evaluator, client = cache_client(make_client, f"http://127.0.0.1:{port}", cache)
     assert client.start(wait=5) is True
-    status = client.status()
+    status = wait_until(lambda: (s := client.status()).failures >= 1 and s, what="the first failure")
     assert (status.ready, status.source, status.etag, status.stale) == (True, "cache", '"v2"', True)
     assert "connection refused" in status.last_error
     assert evaluator.is_enabled("beta", CTX)
@@ -795,3 +795,116 @@ def test_a_format_2_document_arrives_whole_through_the_sync_client(server, make_
     wait_until(lambda: client.status().failures >= 1, what="the rejected format-3 document")
     assert "format 3 is newer" in (client.status().last_error or "")
     assert evaluator.get_value("limits", staff) == {"rows": 5000}
+
+
+# ---------------------------------------------------------------------------------------------------
+# Issue 17: start-up with a cache, truthful status, bounded and secret-free texts
+
+
+def test_a_valid_cache_is_served_at_once_while_the_service_never_answers(make_client, tmp_path, log):
+    cache = tmp_path / "flags-cache.json"
+    with FlagServer(DOC2, '"v2"') as server:
+        _, writer = cache_client(make_client, server.url, cache)
+        assert writer.start(wait=5)
+        wait_until(cache.exists, what="the cache file")
+        writer.stop()
+        server.always(hang())
+        evaluator = FlagEvaluator()
+        client = make_client(evaluator, server.url, cache_path=cache, timeout=5.0)
+        assert client.start(wait=5.0) is True
+        status = client.status()
+        # Served before the first request has any answer: nothing has failed yet.
+        assert (status.source, status.failures, status.successes) == ("cache", 0, 0)
+        assert evaluator.is_enabled("beta", CTX)
+        assert status.document_id == writer.status().document_id
+        client.stop()
+
+
+def test_texts_never_hold_a_surrogate_value_or_a_slashed_password(make_client):
+    evaluator = FlagEvaluator()
+    cases = [
+        ({"api_url": "http://127.0.0.1:1", "headers": {"X-Key": "Bearer \udcffs3cr3t"}}, "not valid text"),
+        ({"api_url": "http://user:pa55word\udcff@127.0.0.1:1"}, "not valid text"),
+        ({"api_url": "http://user:pa55word/x@127.0.0.1:1/flags"}, "percent-encode"),
+        ({"api_url": "http://u:p/querysecret@127.0.0.1:1/flags", "path": ""}, "percent-encode"),
+    ]
+    for kwargs, match in cases:
+        with pytest.raises(ValueError, match=match) as error:
+            FlagSyncClient(evaluator, kwargs.pop("api_url"), **kwargs)
+        chained = [error.value, error.value.__cause__, error.value.__context__]
+        assert_no_secret(*chained, *error.value.args)
+        assert not any(isinstance(e, UnicodeError) for e in chained), chained
+    client = make_client(evaluator, "http://user:a%2Fpa55word@127.0.0.1:1/flags", path="")
+    assert_no_secret(repr(client), client.url)
+
+
+def test_the_document_id_is_the_same_in_every_worker(server, make_client):
+    first, second = FlagEvaluator(), FlagEvaluator()
+    second.update([{"key": "other", "enabled": True}])
+    a, b = make_client(first, server.url), make_client(second, server.url)
+    assert a.start(wait=5)
+    assert b.start(wait=5)
+    sa, sb = a.status(), b.status()
+    assert sa.snapshot_version != sb.snapshot_version
+    assert sa.document_id == sb.document_id
+    assert len(sa.document_id) == 16
+    assert int(sa.document_id, 16) >= 0
+    assert sa.to_dict()["document_id"] == sa.document_id
+    assert f"document_id='{sa.document_id}'" in repr(sa)
+    assert FlagSyncClient(FlagEvaluator(), server.url).status().document_id is None
+
+
+def test_failure_and_next_attempt_are_one_update_under_load(server, make_client):
+    """#14: readers hammering `status()` never see a failure with the previous attempt's time."""
+    evaluator = FlagEvaluator()
+    client = make_client(evaluator, server.url, backoff_cap=5.0)
+    assert client.start(wait=5)
+    for _ in range(3):
+        seen: list[float] = []
+        done = threading.Event()
+
+        def read(seen: list[float] = seen, done: threading.Event = done) -> None:
+            deadline = time.monotonic() + 10
+            while not done.is_set() and time.monotonic() < deadline:
+                now = time.time()
+                status_ = client.status()
+                if status_.consecutive_failures == 1 and status_.last_error_at is not None:
+                    seen.append(now + (status_.next_attempt_in or 0.0) - status_.last_error_at)
+
+        readers = [threading.Thread(target=read) for _ in range(4)]
+        for reader in readers:
+            reader.start()
+        failures = client.status().failures
+        server.script(status(429, ("Retry-After", "1")))
+        wait_until(
+            lambda f=failures: (s := client.status()).failures > f and s.consecutive_failures == 0, what="the retry"
+        )
+        done.set()
+        for reader in readers:
+            reader.join(timeout=10)
+        assert seen, "no reader saw the failure"
+        # The next attempt is the 429's Retry-After from the failure on: never the previous schedule.
+        assert min(seen) > 0.5, sorted(seen)[:5]
+
+
+def test_until_the_first_success_retries_come_at_the_cold_start_cap(make_client):
+    client = make_client(
+        FlagEvaluator(), f"http://127.0.0.1:{free_port()}", interval=0.02, backoff_cap=60.0, cold_start_cap=0.2
+    )
+    assert client.start(wait=0) is False
+    status_ = wait_until(lambda: (s := client.status()).failures >= 12 and s, timeout=10, what="twelve failures")
+    assert status_.next_attempt_in <= 0.25, status_
+
+
+def test_a_fifo_as_the_flag_file_is_refused(tmp_path):
+    path = tmp_path / "flags.json"
+    os.mkfifo(path)
+    watcher = FlagFileWatcher(FlagEvaluator(), path, interval=0.02)
+    try:
+        assert watcher.start(wait=0.2) is False
+        status_ = wait_until(lambda: (s := watcher.status()).failures >= 1 and s, what="the refusal")
+        assert "not a regular file" in status_.last_error
+        assert status_.running
+        assert not status_.ready
+    finally:
+        assert watcher.stop() is True

@@ -968,19 +968,25 @@ class FlagSyncClient:
         headers: Sent with every request, e.g. `{"Authorization": "Bearer ..."}`. The values are
             treated as secrets.
         cache_path: A file that keeps the last good document: written (atomically) after each new
-            document is applied, and served at start-up when the service cannot be reached. A
-            corrupt cache file is ignored with a warning.
+            document is applied, and served at once at start-up, before the first request, until
+            the service answers. A corrupt cache file, one written for another URL and anything
+            but a regular file are ignored with a warning.
         connect_timeout: Seconds allowed for name resolution and for the TCP connect each; 3 by
             default, and never more than `timeout`.
         max_body_bytes: A larger response (after decompression) fails the poll while it is read.
         backoff_cap: The longest wait in seconds between attempts while failing (raised to
             `interval` if lower).
         ca_bundle: A PEM file whose certificates replace the bundled Mozilla roots for HTTPS.
+        cold_start_cap: The longest wait in seconds between attempts until the first success, so
+            that a process starting during an outage retries briskly (kept between `interval`
+            and `backoff_cap`; 401/403 and `Retry-After` still wait as long as they ask).
 
     Raises:
         TypeError: `evaluator` is not a `FlagEvaluator`, or `headers` is not a dict of str to str.
-        ValueError: The URL is not http(s) with a host, a header name or value is not valid HTTP,
-            a time or size is not positive, or `ca_bundle` cannot be read or holds no certificate.
+        ValueError: The URL is not http(s) with a host (or holds an unencoded `/` or `@` in its
+            credentials), a header name or value is not valid HTTP or not valid text, a time or size
+            is not positive, or `ca_bundle` cannot be read or holds no certificate. No error ever
+            holds a header value or a credential.
     """
 
     def __new__(
@@ -997,13 +1003,16 @@ class FlagSyncClient:
         max_body_bytes: int = 16777216,
         backoff_cap: float = 300.0,
         ca_bundle: str | os.PathLike[str] | None = None,
+        cold_start_cap: float = 5.0,
     ) -> FlagSyncClient: ...
     def start(self, wait: float = 5.0) -> bool:
         """Starts polling (the first poll is immediate) and waits, with the GIL released, for the
         first snapshot.
 
-        It never raises because the service is down: the app starts with what it has (nothing,
-        or the cache file) and the thread keeps trying. Calling it while running only waits; after
+        A valid cache file (see `cache_path`) is served at once, before the first request, so this
+        returns True within milliseconds even when the service accepts and never answers. It
+        never raises because the service is down: the app starts with what it has (nothing, or the
+        cache file) and the thread keeps trying. Calling it while running only waits; after
         `stop()` it starts polling again. Like a thread, a started client keeps polling until
         `stop()` or interpreter exit, even when no reference to it is kept.
 
@@ -1173,7 +1182,7 @@ class SyncStatus:
     @property
     def source(self) -> _Source:
         """Where the last applied snapshot came from: `none` (nothing yet), `network`, `cache` (the
-        cache file, while the service is unreachable) or `file`."""
+        cache file, served at start until the service answers) or `file`."""
 
     @property
     def etag(self) -> str | None:
@@ -1181,7 +1190,13 @@ class SyncStatus:
 
     @property
     def snapshot_version(self) -> int:
-        """The evaluator version this client last published (compare `FlagEvaluator.version`); 0 before the first."""
+        """The evaluator version this client last published (compare `FlagEvaluator.version`); 0 before the first.
+        It counts publishes in this process: use `document_id` to compare workers."""
+
+    @property
+    def document_id(self) -> str | None:
+        """What the applied document is: the first 16 hex digits of the SHA-256 of its bytes as received, the
+        same in every process (and when served from the cache file); None before the first."""
 
     @property
     def last_success(self) -> float | None:
@@ -1189,7 +1204,8 @@ class SyncStatus:
 
     @property
     def last_error(self) -> str | None:
-        """The last failure, e.g. `GET https://flags/api/flags: server answered HTTP 503 Service Unavailable`."""
+        """The last failure, e.g. `GET https://flags/api/flags: server answered HTTP 503 Service Unavailable`; at
+        most 500 characters, never a secret."""
 
     @property
     def last_error_at(self) -> float | None:
@@ -1201,7 +1217,7 @@ class SyncStatus:
 
     @property
     def not_modified(self) -> int:
-        """Polls that found nothing new (304, or an unchanged file): no parse, no swap."""
+        """Polls that found nothing new (a 304, the same body again, or an unchanged file): no swap."""
 
     @property
     def failures(self) -> int:

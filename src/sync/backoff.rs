@@ -22,16 +22,21 @@ pub(crate) enum Retry {
 pub(crate) struct Backoff {
     interval: Duration,
     cap: Duration,
+    /// The cap of plain backoff until the first success: a process starting during an outage has
+    /// nothing (or only its cache) to serve, so it keeps retrying briskly.
+    cold_cap: Duration,
 }
 
 impl Backoff {
     /// Spread of the jitter around the backoff: ±25 %.
     const JITTER: f64 = 0.25;
 
-    pub(crate) fn new(interval: Duration, cap: Duration) -> Self {
+    pub(crate) fn new(interval: Duration, cap: Duration, cold_cap: Duration) -> Self {
+        let cap = cap.max(interval);
         Self {
             interval,
-            cap: cap.max(interval),
+            cap,
+            cold_cap: cold_cap.min(cap).max(interval),
         }
     }
 
@@ -39,28 +44,31 @@ impl Backoff {
         self.interval
     }
 
-    /// The wait after the `consecutive`-th failure in a row (1 for the first).
-    pub(crate) fn after_failure(&self, consecutive: u64, retry: Retry) -> Duration {
+    /// The wait after the `consecutive`-th failure in a row (1 for the first); `cold` until the
+    /// first success. A 401/403 waits the full cap and `Retry-After` is honoured up to it, cold or
+    /// not: hammering changes neither.
+    pub(crate) fn after_failure(&self, consecutive: u64, retry: Retry, cold: bool) -> Duration {
+        let cap = if cold { self.cold_cap } else { self.cap };
         match retry {
             Retry::Auth => self.cap,
-            Retry::Normal => self.jittered(consecutive),
-            Retry::After(wait) => self.jittered(consecutive).max(wait.clamp(self.interval, self.cap)),
+            Retry::Normal => self.jittered(consecutive, cap),
+            Retry::After(wait) => self.jittered(consecutive, cap).max(wait.clamp(self.interval, self.cap)),
         }
     }
 
     /// interval × 2^(n−1), capped: the first retry comes at the usual cadence, since most
     /// failures are brief.
-    fn base(&self, consecutive: u64) -> Duration {
+    fn base(&self, consecutive: u64, cap: Duration) -> Duration {
         let doublings = u32::try_from(consecutive.saturating_sub(1)).unwrap_or(u32::MAX).min(31);
-        self.interval.saturating_mul(1 << doublings).min(self.cap)
+        self.interval.saturating_mul(1 << doublings).min(cap)
     }
 
-    fn jittered(&self, consecutive: u64) -> Duration {
-        let base = self.base(consecutive);
+    fn jittered(&self, consecutive: u64, cap: Duration) -> Duration {
+        let base = self.base(consecutive, cap);
         let factor = 1.0 - Self::JITTER + 2.0 * Self::JITTER * random_unit();
         Duration::try_from_secs_f64(base.as_secs_f64() * factor)
-            .unwrap_or(self.cap)
-            .min(self.cap)
+            .unwrap_or(cap)
+            .min(cap)
     }
 }
 
@@ -90,7 +98,7 @@ mod tests {
 
     #[test]
     fn doubles_from_the_interval_up_to_the_cap_with_jitter() {
-        let backoff = Backoff::new(100 * MS, 1000 * MS);
+        let backoff = Backoff::new(100 * MS, 1000 * MS, 1000 * MS);
         for (n, base) in [
             (1, 100),
             (2, 200),
@@ -101,7 +109,7 @@ mod tests {
             (u64::MAX, 1000),
         ] {
             for _ in 0..50 {
-                let wait = backoff.after_failure(n, Retry::Normal);
+                let wait = backoff.after_failure(n, Retry::Normal, false);
                 let low = base * MS * 3 / 4;
                 let high = (base * MS * 5 / 4).min(1000 * MS);
                 assert!(
@@ -114,30 +122,48 @@ mod tests {
 
     #[test]
     fn jitter_varies() {
-        let backoff = Backoff::new(Duration::from_secs(10), Duration::from_secs(100));
-        let waits: std::collections::HashSet<_> = (0..20).map(|_| backoff.after_failure(2, Retry::Normal)).collect();
+        let backoff = Backoff::new(
+            Duration::from_secs(10),
+            Duration::from_secs(100),
+            Duration::from_secs(100),
+        );
+        let waits: std::collections::HashSet<_> = (0..20)
+            .map(|_| backoff.after_failure(2, Retry::Normal, false))
+            .collect();
         assert!(waits.len() > 1);
     }
 
     #[test]
     fn auth_waits_at_the_cap_and_retry_after_is_clamped() {
-        let backoff = Backoff::new(100 * MS, 1000 * MS);
-        assert_eq!(backoff.after_failure(1, Retry::Auth), 1000 * MS);
-        let wait = backoff.after_failure(1, Retry::After(700 * MS));
+        let backoff = Backoff::new(100 * MS, 1000 * MS, 1000 * MS);
+        assert_eq!(backoff.after_failure(1, Retry::Auth, false), 1000 * MS);
+        let wait = backoff.after_failure(1, Retry::After(700 * MS), false);
         assert_eq!(wait, 700 * MS);
         assert_eq!(
-            backoff.after_failure(1, Retry::After(Duration::from_secs(3600))),
+            backoff.after_failure(1, Retry::After(Duration::from_secs(3600)), false),
             1000 * MS
         );
-        let wait = backoff.after_failure(1, Retry::After(Duration::ZERO));
+        let wait = backoff.after_failure(1, Retry::After(Duration::ZERO), false);
         assert!(wait >= 75 * MS && wait <= 125 * MS, "{wait:?}");
     }
 
     #[test]
     fn a_cap_below_the_interval_is_raised() {
-        let backoff = Backoff::new(100 * MS, 10 * MS);
-        assert!(backoff.after_failure(3, Retry::Normal) <= 100 * MS);
-        assert_eq!(backoff.after_failure(1, Retry::Auth), 100 * MS);
+        let backoff = Backoff::new(100 * MS, 10 * MS, 10 * MS);
+        assert!(backoff.after_failure(3, Retry::Normal, false) <= 100 * MS);
+        assert_eq!(backoff.after_failure(1, Retry::Auth, false), 100 * MS);
+    }
+
+    #[test]
+    fn until_the_first_success_the_cap_is_the_cold_one() {
+        let backoff = Backoff::new(100 * MS, 60_000 * MS, 400 * MS);
+        assert!(backoff.after_failure(40, Retry::Normal, true) <= 400 * MS);
+        assert!(backoff.after_failure(40, Retry::Normal, false) >= 45_000 * MS);
+        assert_eq!(backoff.after_failure(1, Retry::Auth, true), 60_000 * MS);
+        assert_eq!(backoff.after_failure(1, Retry::After(5_000 * MS), true), 5_000 * MS);
+        // Never below the interval, never above the cap.
+        assert!(Backoff::new(100 * MS, 200 * MS, MS).after_failure(1, Retry::Normal, true) >= 75 * MS);
+        assert!(Backoff::new(100 * MS, 200 * MS, 10_000 * MS).after_failure(9, Retry::Normal, true) <= 200 * MS);
     }
 
     #[test]

@@ -1,53 +1,33 @@
-//! The HTTP sync client: its lifecycle and its polling loop.
+//! The HTTP sync client: a [`PollSource`] that polls a URL, with the cache file served first.
 
 use std::fmt;
-use std::path::Path;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use ureq::Agent;
 use ureq::config::Config;
 
 use super::backoff::{Backoff, Retry};
 use super::config::{Redactor, SyncConfig};
-use super::events::{SyncEvent, SyncObserver, deliver};
-use super::http::{self, FetchFailure, Fetched};
-use super::status::{Source, StatusCell, SyncStatus};
-use super::worker::{Handle, Shared, Worker};
+use super::events::{MAX_TEXT_CHARS, SyncEvent, SyncObserver, bounded};
+use super::http::{self, Fetched};
+use super::source::{Ctx, Outcome, PollSource, Primed, Runner, primed};
+use super::status::{Source, SyncStatus};
 use super::{SyncError, cache};
-use crate::compile::FlagSet;
-use crate::document::{self, Parsed};
+use crate::error::FerroflagError;
 use crate::store::SnapshotStore;
-
-const THREAD_NAME: &str = "ferroflag-sync";
 
 /// Polls a flag service on one background thread and publishes each new document to a
 /// [`SnapshotStore`]. See the [module docs](super) for the protocol and for fork safety.
 pub struct SyncClient {
-    store: Arc<SnapshotStore>,
-    config: Arc<SyncConfig>,
-    observer: Arc<dyn SyncObserver>,
-    /// Kept to build a fresh agent (and connection pool) in a forked child without touching the
-    /// inherited one.
+    runner: Runner<Http>,
+}
+
+/// The client's settings: the config, and the HTTP agent's, kept to build a fresh agent (and
+/// connection pool) in a forked child without touching the inherited one.
+pub(crate) struct HttpSettings {
+    config: SyncConfig,
     agent_config: Config,
-    handle: Handle<Inner>,
-}
-
-/// What the background thread shares with the client.
-struct Inner {
-    shared: Shared,
-    agent: Agent,
-}
-
-impl Worker for Inner {
-    fn shared(&self) -> &Shared {
-        &self.shared
-    }
-
-    /// Closes the agent's connections, so a request blocked reading returns at once.
-    fn interrupt(&self) {
-        self.agent.clone().shutdown();
-    }
 }
 
 impl SyncClient {
@@ -59,294 +39,202 @@ impl SyncClient {
     ) -> Result<Self, SyncError> {
         config.validate()?;
         let agent_config = http::agent_config(&config)?;
-        let status = StatusCell::new(config.redacted_url());
-        Ok(Self::assemble(store, Arc::new(config), observer, agent_config, status))
+        let settings = Arc::new(HttpSettings { config, agent_config });
+        Ok(Self {
+            runner: Runner::new(store, settings, observer),
+        })
     }
 
-    fn assemble(
-        store: Arc<SnapshotStore>,
-        config: Arc<SyncConfig>,
-        observer: Arc<dyn SyncObserver>,
-        agent_config: Config,
-        status: StatusCell,
-    ) -> Self {
-        let agent = agent_config.new_agent();
-        let handle = Handle::new(Inner {
-            shared: Shared::new(status),
-            agent,
-        });
-        Self {
-            store,
-            config,
-            observer,
-            agent_config,
-            handle,
-        }
-    }
-
-    /// Starts the background thread, which polls at once. Does nothing if already running.
+    /// Starts the background thread, which serves the cache file at once (when the store holds
+    /// no flags yet) and polls at once. Does nothing if already running.
     pub fn start(&self) -> Result<(), SyncError> {
-        // Before anything else: reading the ETag below takes the status lock, which an inherited
-        // client must never do.
-        if self.is_inherited() {
-            return Err(SyncError::Forked);
-        }
-        let poller = Poller {
-            inner: Arc::clone(self.handle.inner()),
-            store: Arc::clone(&self.store),
-            config: Arc::clone(&self.config),
-            observer: Arc::clone(&self.observer),
-            redactor: self.config.redactor(),
-            backoff: Backoff::new(self.config.interval, self.config.effective_cap()),
-            etag: self.handle.inner().shared.status().etag,
-            cache_write_failing: false,
-        };
-        self.handle.start(THREAD_NAME, move || poller.run())
+        self.runner.start()
     }
 
     /// Blocks until this client has applied a snapshot (from the service or the cache), for at
     /// most `timeout`; true if it has. Returns false at once when the client is stopped.
     #[must_use]
     pub fn wait_ready(&self, timeout: Duration) -> bool {
-        self.handle.wait_ready(timeout)
+        self.runner.wait_ready(timeout)
     }
 
     /// Stops polling: wakes the thread from its sleep, interrupts a request in flight, and joins
     /// the thread for at most half a second. Idempotent. True when the thread is gone; false when
-    /// it is still stuck in a connect or name lookup (it leaves when that times out). In a forked
-    /// child it does nothing (the thread is the parent's) and returns true.
+    /// it is still stuck in a connect or name lookup (it leaves when that times out). Either way,
+    /// nothing is published or cached once this returns. In a forked child it does nothing (the
+    /// thread is the parent's) and returns true.
     // Most callers stop and move on; the result is for those that must know the thread is gone.
     #[allow(clippy::must_use_candidate)]
     pub fn stop(&self) -> bool {
-        self.handle.stop()
+        self.runner.stop()
     }
 
     /// A copy of the current status. In a forked child, a default status unless the inherited
     /// lock happens to be free: it never waits.
     #[must_use]
     pub fn status(&self) -> SyncStatus {
-        let mut status = self.handle.status();
-        if status.url.is_empty() {
-            status.url = self.config.redacted_url();
-        }
-        status
+        self.runner.status()
     }
 
     /// A new, unstarted client for a forked child, sharing only the immutable parts of this one
-    /// (config, store, observer, HTTP settings). It carries over readiness and the `ETag` if the
-    /// inherited status lock is free. Call it in the child instead of using this client, which
-    /// belongs to the parent's thread; then `start()` the new one.
+    /// (config, store, observer, HTTP settings). It carries over readiness, the `ETag` and the
+    /// document id if the inherited status lock is free. Call it in the child instead of using
+    /// this client, which belongs to the parent's thread; then `start()` the new one.
     #[must_use]
     pub fn fork_child(&self) -> SyncClient {
-        let mut status = StatusCell::new(self.config.redacted_url());
-        if let Some(inherited) = self.handle.inherited_status() {
-            status.inherit(&inherited);
+        Self {
+            runner: self.runner.fork_child(),
         }
-        Self::assemble(
-            Arc::clone(&self.store),
-            Arc::clone(&self.config),
-            Arc::clone(&self.observer),
-            self.agent_config.clone(),
-            status,
-        )
+    }
+
+    /// The runner inside, for the Python binding, which drives every source through it.
+    #[cfg_attr(not(feature = "python"), allow(dead_code))]
+    pub(crate) fn into_runner(self) -> Runner<Http> {
+        self.runner
     }
 
     /// True in a process other than the one that built this client, i.e. after `fork()`.
     #[must_use]
     pub fn is_inherited(&self) -> bool {
-        self.handle.is_inherited()
+        self.runner.is_inherited()
     }
 
     #[must_use]
     pub fn config(&self) -> &SyncConfig {
-        &self.config
+        &self.runner.settings().config
     }
 
     #[must_use]
     pub fn store(&self) -> &Arc<SnapshotStore> {
-        &self.store
+        self.runner.store()
     }
 }
 
 impl fmt::Debug for SyncClient {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("SyncClient")
-            .field("config", &self.config)
+            .field("config", self.config())
             .finish_non_exhaustive()
     }
 }
 
-/// The background thread's state.
-struct Poller {
-    inner: Arc<Inner>,
-    store: Arc<SnapshotStore>,
-    config: Arc<SyncConfig>,
-    observer: Arc<dyn SyncObserver>,
+/// The HTTP source, for one run of the thread.
+pub(crate) struct Http {
+    settings: Arc<HttpSettings>,
     redactor: Redactor,
     backoff: Backoff,
-    etag: Option<String>,
     cache_write_failing: bool,
 }
 
-impl Poller {
-    fn run(mut self) {
-        let inner = Arc::clone(&self.inner);
-        let _exit = inner.shared.exit_guard();
-        let mut first = true;
-        while !inner.shared.is_stopping() {
-            let outcome = http::fetch(&inner.agent, &self.config, self.etag.as_deref(), &self.redactor);
-            // `stop()` interrupts the request: its error is no failure of the service.
-            if inner.shared.is_stopping() {
-                break;
-            }
-            let result = match outcome {
-                Ok(Fetched::Modified { body, etag }) => self.apply_document(&body, etag),
-                Ok(Fetched::NotModified) => {
-                    self.not_modified();
-                    Ok(())
-                }
-                Err(failure) => Err(failure),
-            };
-            let wait = match result {
-                Ok(()) => {
-                    let wait = self.backoff.healthy();
-                    inner
-                        .shared
-                        .update_status(|cell| cell.set_next_attempt(Instant::now().checked_add(wait)));
-                    wait
-                }
-                Err(failure) => {
-                    let wait = self.fail(failure);
-                    if first && self.store.version() == 0 {
-                        self.load_cache();
-                    }
-                    wait
-                }
-            };
-            first = false;
-            if !inner.shared.sleep(wait) {
-                break;
-            }
+impl Http {
+    fn config(&self) -> &SyncConfig {
+        &self.settings.config
+    }
+
+    fn origin(&self) -> cache::Origin {
+        cache::Origin {
+            url_id: self.config().url_id(),
+            redacted_url: self.config().redacted_url(),
         }
     }
 
-    fn apply_document(&mut self, body: &[u8], etag: Option<String>) -> Result<(), FetchFailure> {
-        let parsed = document::parse(body).map_err(|e| FetchFailure {
-            message: format!(
-                "GET {}: rejected the response: {}",
-                self.redactor.redacted_url(),
-                self.redactor.scrub(&e.to_string())
-            ),
-            retry: Retry::Normal,
-            status: Some(200),
-        })?;
-        self.publish(parsed, Source::Network, etag);
-        if let Some(path) = self.config.cache_path.clone() {
-            let etag = self.etag.clone();
-            self.write_cache(&path, body, etag.as_deref());
-        }
-        Ok(())
-    }
-
-    /// Compiles and publishes, then records and reports it. The warnings are taken from the set
-    /// before it is published, as another publisher could replace it at any moment after.
-    fn publish(&mut self, parsed: Parsed, source: Source, etag: Option<String>) {
-        let flags = FlagSet::compile(parsed);
-        let warnings = flags.warnings().to_vec();
-        let version = self.store.publish(flags);
-        self.etag.clone_from(&etag);
-        let shared = &self.inner.shared;
-        let recovered = shared.update_status(|cell| {
-            if source == Source::Cache {
-                cell.cache_loaded(version, etag.clone());
-                None
-            } else {
-                cell.applied(source, version, etag.clone())
-            }
-        });
-        shared.mark_ready();
-        if let Some(after_failures) = recovered {
-            self.report(SyncEvent::Recovered { after_failures });
-        }
-        if source == Source::Cache {
-            self.report(SyncEvent::CacheLoaded {
-                version,
-                etag: etag.clone(),
-            });
-        }
-        self.report(SyncEvent::Applied {
-            source,
-            version,
-            etag,
-            warnings,
-        });
-    }
-
-    fn not_modified(&self) {
-        let recovered = self
-            .inner
-            .shared
-            .update_status(|cell| cell.not_modified(Some(Source::Network)));
-        if let Some(after_failures) = recovered {
-            self.report(SyncEvent::Recovered { after_failures });
-        }
-    }
-
-    /// Records a failure and when the next attempt is due — in one update, so a reader never sees
-    /// the new failure count beside the previous attempt time — reports it if it starts a streak,
-    /// and says how long to wait.
-    fn fail(&self, failure: FetchFailure) -> Duration {
-        let auth = failure.auth_status();
-        let (news, wait) = self.inner.shared.update_status(|cell| {
-            let news = cell.failed(failure.message.clone(), auth.is_some());
-            let wait = self
-                .backoff
-                .after_failure(cell.status().consecutive_failures, failure.retry);
-            cell.set_next_attempt(Instant::now().checked_add(wait));
-            (news, wait)
-        });
-        match auth {
-            Some(status) if news.report_auth => {
-                self.report(SyncEvent::AuthFailed {
-                    status,
-                    error: failure.message,
-                });
-            }
-            _ if news.streak_started => self.report(SyncEvent::FailureStreakStarted { error: failure.message }),
-            _ => {}
-        }
-        wait
-    }
-
-    /// Serves the cache file when the first fetch failed and nothing else filled the store.
-    fn load_cache(&mut self) {
-        let Some(path) = self.config.cache_path.clone() else {
+    fn write_cache(&mut self, ctx: &Ctx<'_>, body: &[u8], etag: Option<&str>, document_id: &str) {
+        let Some(path) = self.config().cache_path.clone() else {
             return;
         };
-        match cache::read(&path, self.config.max_body_bytes) {
-            Ok(None) => {}
-            Ok(Some(cached)) => {
-                self.publish(cached.parsed, Source::Cache, cached.etag);
-            }
-            Err(reason) => self.report(SyncEvent::CacheIgnored {
-                reason: self.redactor.scrub(&reason),
-            }),
+        if ctx.is_stopping() {
+            return;
         }
-    }
-
-    fn write_cache(&mut self, path: &Path, body: &[u8], etag: Option<&str>) {
-        match cache::write(path, body, etag) {
+        let origin = self.origin();
+        let entry = cache::Entry {
+            document: body,
+            etag,
+            document_id,
+            origin: &origin,
+        };
+        match cache::write(&path, &entry) {
             Ok(()) => self.cache_write_failing = false,
             Err(error) => {
                 if !std::mem::replace(&mut self.cache_write_failing, true) {
-                    let error = format!("{}: {error}", path.display());
-                    self.report(SyncEvent::CacheWriteFailed { error });
+                    let error = bounded(&format!("{}: {error}", path.display()), MAX_TEXT_CHARS);
+                    ctx.report(SyncEvent::CacheWriteFailed { error });
                 }
             }
         }
     }
+}
 
-    fn report(&self, event: SyncEvent) {
-        deliver(self.observer.as_ref(), event);
+impl PollSource for Http {
+    type Settings = HttpSettings;
+    type Link = Agent;
+
+    const THREAD: &'static str = "ferroflag-sync";
+    const KIND: Source = Source::Network;
+    const RECOUNT_REJECTED: bool = true;
+
+    fn link(settings: &HttpSettings) -> Agent {
+        settings.agent_config.new_agent()
+    }
+
+    /// Closes the agent's connections, so a request blocked reading returns at once.
+    fn interrupt(agent: &Agent) {
+        agent.clone().shutdown();
+    }
+
+    fn shown(settings: &HttpSettings) -> String {
+        settings.config.redacted_url()
+    }
+
+    fn new(settings: Arc<HttpSettings>) -> Self {
+        let config = &settings.config;
+        let backoff = Backoff::new(config.interval, config.effective_cap(), config.cold_start_cap);
+        Self {
+            redactor: config.redactor(),
+            backoff,
+            settings,
+            cache_write_failing: false,
+        }
+    }
+
+    /// Clears temp files of killed writers, then reads the cache file.
+    fn prime(&mut self, _ctx: &Ctx<'_>) -> Option<Result<Primed, String>> {
+        let path = self.config().cache_path.clone()?;
+        cache::remove_stale_temps(&path);
+        let read = cache::read(&path, self.config().max_body_bytes, &self.origin());
+        primed(read.map_err(|reason| self.redactor.scrub(&reason)))
+    }
+
+    fn poll(&mut self, agent: &Agent, etag: Option<&str>) -> Outcome {
+        match http::fetch(agent, self.config(), etag, &self.redactor) {
+            Ok(Fetched::Modified { body, etag }) => Outcome::Document { bytes: body, etag },
+            Ok(Fetched::NotModified) => Outcome::Unchanged,
+            Err(failure) => Outcome::Failed(failure),
+        }
+    }
+
+    fn rejected(&self, error: &FerroflagError) -> String {
+        format!(
+            "GET {}: rejected the response: {}",
+            self.redactor.redacted_url(),
+            self.redactor.scrub(&error.to_string())
+        )
+    }
+
+    fn applied(&mut self, ctx: &Ctx<'_>, bytes: &[u8], etag: Option<&str>, document_id: &str) {
+        self.write_cache(ctx, bytes, etag, document_id);
+    }
+
+    /// The same bytes again: nothing to save, unless the last save failed.
+    fn unchanged(&mut self, ctx: &Ctx<'_>, bytes: &[u8], etag: Option<&str>, document_id: &str) {
+        if self.cache_write_failing {
+            self.write_cache(ctx, bytes, etag, document_id);
+        }
+    }
+
+    fn wait(&self, failure: Option<(u64, Retry)>, cold: bool) -> Duration {
+        match failure {
+            None => self.backoff.healthy(),
+            Some((consecutive, retry)) => self.backoff.after_failure(consecutive, retry, cold),
+        }
     }
 }

@@ -14,6 +14,8 @@ pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(5);
 pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(3);
 pub const DEFAULT_MAX_BODY_BYTES: u64 = 16 * 1024 * 1024;
 pub const DEFAULT_BACKOFF_CAP: Duration = Duration::from_secs(300);
+/// The backoff cap until the first success (never below `interval`, never above `backoff_cap`).
+pub const DEFAULT_COLD_START_CAP: Duration = Duration::from_secs(5);
 pub const USER_AGENT: &str = concat!("ferroflag/", env!("CARGO_PKG_VERSION"));
 /// What stands in for a secret in any text this module produces.
 pub const REDACTED: &str = "<redacted>";
@@ -35,9 +37,14 @@ pub struct SyncConfig {
     /// The longest wait between attempts while failing, and the wait after a 401/403. Raised to
     /// `interval` if lower.
     pub backoff_cap: Duration,
+    /// The longest wait between attempts until the first success: a process that starts during an
+    /// outage retries briskly. Kept between `interval` and `backoff_cap`; 401/403 and `Retry-After`
+    /// still wait as long as they ask.
+    pub cold_start_cap: Duration,
     /// A larger response body (after decompression) fails the poll while it is being read.
     pub max_body_bytes: u64,
-    /// The last good document and its `ETag`, served when the service is down at start-up.
+    /// The last good document and its `ETag`, served at start-up (before the first request)
+    /// until the service answers.
     pub cache_path: Option<PathBuf>,
     /// PEM certificates that replace the bundled Mozilla roots for HTTPS verification.
     pub ca_bundle: Option<PathBuf>,
@@ -68,6 +75,7 @@ impl SyncConfig {
             timeout: DEFAULT_TIMEOUT,
             connect_timeout: DEFAULT_CONNECT_TIMEOUT,
             backoff_cap: DEFAULT_BACKOFF_CAP,
+            cold_start_cap: DEFAULT_COLD_START_CAP,
             max_body_bytes: DEFAULT_MAX_BODY_BYTES,
             cache_path: None,
             ca_bundle: None,
@@ -155,6 +163,16 @@ impl SyncConfig {
         self.backoff_cap.max(self.interval)
     }
 
+    /// Names the URL in the cache file without showing it: a hash of the whole URL, credentials
+    /// included (another token may mean another environment), never the URL itself.
+    pub(crate) fn url_id(&self) -> String {
+        use sha2::{Digest, Sha256};
+        let mut hasher = Sha256::new();
+        hasher.update(b"ferroflag cache source\0");
+        hasher.update(self.url.as_bytes());
+        hex(&hasher.finalize()[..8])
+    }
+
     pub(crate) fn redactor(&self) -> Redactor {
         let mut secrets: Vec<String> = self
             .headers
@@ -193,6 +211,7 @@ impl fmt::Debug for SyncConfig {
             .field("timeout", &self.timeout)
             .field("connect_timeout", &self.connect_timeout)
             .field("backoff_cap", &self.backoff_cap)
+            .field("cold_start_cap", &self.cold_start_cap)
             .field("max_body_bytes", &self.max_body_bytes)
             .field("cache_path", &self.cache_path)
             .field("ca_bundle", &self.ca_bundle)
@@ -205,6 +224,15 @@ fn validate_url(url: &str) -> Result<(), SyncError> {
         url: redact_url(url),
         reason: reason.into(),
     };
+    // `http://user:pa/ss@host/` parses as host `user` with the password in the path: the request
+    // would go to the wrong host. An `@` anywhere before the query is refused unless it ends the
+    // userinfo, which is then the part before the first `/`.
+    let (_, userinfo, _) = split_userinfo(url);
+    if userinfo.is_some_and(|userinfo| userinfo.contains(['/', '@'])) {
+        return Err(invalid(
+            "the credentials or the path hold an unencoded '/' or '@'; percent-encode them (%2F, %40)",
+        ));
+    }
     let uri: Uri = url.parse().map_err(|_| invalid("not a valid URL"))?;
     match uri.scheme_str() {
         Some("http" | "https") => {}
@@ -216,12 +244,36 @@ fn validate_url(url: &str) -> Result<(), SyncError> {
     }
 }
 
+/// Lowercase hex digits of `bytes`.
+pub(crate) fn hex(bytes: &[u8]) -> String {
+    use std::fmt::Write;
+    bytes.iter().fold(String::with_capacity(bytes.len() * 2), |mut out, b| {
+        let _ = write!(out, "{b:02x}");
+        out
+    })
+}
+
+/// The document id of a body: the first 8 bytes of its SHA-256, in hex.
+pub(crate) fn document_id(bytes: &[u8]) -> String {
+    use sha2::{Digest, Sha256};
+    hex(&Sha256::digest(bytes)[..8])
+}
+
+/// Splits a URL after its scheme into userinfo (everything before the *last* `@` ahead of the
+/// query, so that a password holding an unencoded `/` is still taken whole) and the rest.
+fn split_userinfo(url: &str) -> (&str, Option<&str>, &str) {
+    let after_scheme = url.find("://").map_or(0, |i| i + 3);
+    let (scheme, rest) = url.split_at(after_scheme);
+    let before_query = rest.find(['?', '#']).unwrap_or(rest.len());
+    match rest[..before_query].rfind('@') {
+        Some(at) => (scheme, Some(&rest[..at]), &rest[at + 1..]),
+        None => (scheme, None, rest),
+    }
+}
+
 /// The userinfo and the query string of a URL, the parts that can carry credentials.
 fn url_secrets(url: &str) -> (Option<&str>, Option<&str>) {
-    let after_scheme = url.find("://").map_or(0, |i| i + 3);
-    let rest = &url[after_scheme..];
-    let authority_end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
-    let userinfo = rest[..authority_end].rfind('@').map(|at| &rest[..at]);
+    let (_, userinfo, rest) = split_userinfo(url);
     let query = rest.find('?').map(|q| {
         let query = &rest[q + 1..];
         &query[..query.find('#').unwrap_or(query.len())]
@@ -232,19 +284,14 @@ fn url_secrets(url: &str) -> (Option<&str>, Option<&str>) {
 /// `scheme://<redacted>@host/path?<redacted>`: fine to log, to show in status, to put in errors.
 #[must_use]
 pub(crate) fn redact_url(url: &str) -> String {
-    let after_scheme = url.find("://").map_or(0, |i| i + 3);
-    let (scheme, rest) = url.split_at(after_scheme);
-    let authority_end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
-    let (authority, tail) = rest.split_at(authority_end);
-    let host = authority.rfind('@').map_or(authority, |at| &authority[at + 1..]);
+    let (scheme, userinfo, rest) = split_userinfo(url);
     let mut out = String::with_capacity(url.len());
     out.push_str(scheme);
-    if host.len() != authority.len() {
+    if userinfo.is_some() {
         out.push_str(REDACTED);
         out.push('@');
     }
-    out.push_str(host);
-    let tail = &tail[..tail.find('#').unwrap_or(tail.len())];
+    let tail = &rest[..rest.find('#').unwrap_or(rest.len())];
     match tail.split_once('?') {
         Some((path, query)) => {
             out.push_str(path);
@@ -336,6 +383,22 @@ mod tests {
         );
         assert_eq!(redact_url("http://h/x"), "http://h/x");
         assert_eq!(redact_url("http://h?"), "http://h");
+        assert_eq!(redact_url("http://u:p/w@s@h/x"), "http://<redacted>@h/x");
+    }
+
+    #[test]
+    fn a_password_with_a_slash_is_refused_and_never_shown() {
+        for url in [
+            "http://user:123/abcsecret@127.0.0.1:9/api",
+            "http://u:x@y/abcsecret@h/p",
+        ] {
+            let error = SyncConfig::new(url, "").expect_err(url).to_string();
+            assert!(
+                !error.contains("abcsecret") && error.contains("percent-encode"),
+                "{error}"
+            );
+        }
+        assert!(SyncConfig::new("http://user:a%2Fb@h/x", "").is_ok());
     }
 
     #[test]

@@ -8,6 +8,24 @@ use std::sync::{Mutex, PoisonError};
 use super::status::Source;
 use crate::error::Warning;
 
+/// The longest error or reason text kept in a status or an event, in characters.
+pub(crate) const MAX_TEXT_CHARS: usize = 500;
+/// The warnings an `Applied` event spells out; the rest are counted.
+const MAX_WARNINGS_SHOWN: usize = 5;
+/// Each warning shown, in characters.
+const MAX_WARNING_CHARS: usize = 200;
+
+/// `text` cut to `max_chars` characters, saying how long it was: a 15 MB flag key (or regular
+/// expression) must not make a 15 MB log record or status. Cut after redacting, so that a cut can
+/// never leave half a secret unredacted.
+#[must_use]
+pub(crate) fn bounded(text: &str, max_chars: usize) -> String {
+    match text.char_indices().nth(max_chars) {
+        None => text.to_owned(),
+        Some((cut, _)) => format!("{}… ({} bytes in all)", &text[..cut], text.len()),
+    }
+}
+
 /// How loud an event should be logged.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum Severity {
@@ -36,7 +54,7 @@ pub enum SyncEvent {
     AuthFailed { status: u16, error: String },
     /// A poll succeeded (200 or 304) after `after_failures` consecutive failures.
     Recovered { after_failures: u64 },
-    /// The first fetch failed and the cached document was served instead.
+    /// The cached document was served at start, until the flag service answers.
     CacheLoaded { version: u64, etag: Option<String> },
     /// The cache file exists but cannot be used; nothing was published from it.
     CacheIgnored { reason: String },
@@ -86,8 +104,11 @@ impl fmt::Display for SyncEvent {
                 }
                 if !warnings.is_empty() {
                     write!(f, " with {} warning(s):", warnings.len())?;
-                    for warning in warnings {
-                        write!(f, " {warning};")?;
+                    for warning in warnings.iter().take(MAX_WARNINGS_SHOWN) {
+                        write!(f, " {};", bounded(&warning.to_string(), MAX_WARNING_CHARS))?;
+                    }
+                    if warnings.len() > MAX_WARNINGS_SHOWN {
+                        write!(f, " and {} more", warnings.len() - MAX_WARNINGS_SHOWN)?;
                     }
                 }
                 Ok(())
@@ -188,6 +209,17 @@ mod tests {
     fn a_panicking_observer_is_contained() {
         let observer = |_: SyncEvent| panic!("observer bug");
         deliver(&observer, SyncEvent::Recovered { after_failures: 1 });
+    }
+
+    #[test]
+    fn bounded_texts() {
+        assert_eq!(bounded("short", 10), "short");
+        let long = "é".repeat(1000);
+        let cut = bounded(&long, 10);
+        assert!(
+            cut.starts_with(&"é".repeat(10)) && cut.ends_with("(2000 bytes in all)"),
+            "{cut}"
+        );
     }
 
     #[test]

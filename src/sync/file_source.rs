@@ -2,24 +2,22 @@
 //! lifecycle, status and events as [`SyncClient`](super::SyncClient).
 
 use std::fmt;
-use std::fs::{self, File, Metadata};
+use std::fs::{self, Metadata};
 use std::io::Read;
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Duration, SystemTime};
 
-use sha2::{Digest, Sha256};
-
-use super::SyncError;
-use super::config::DEFAULT_MAX_BODY_BYTES;
-use super::events::{SyncEvent, SyncObserver, deliver};
-use super::status::{Source, StatusCell, SyncStatus};
-use super::worker::{Handle, Shared};
-use crate::compile::FlagSet;
-use crate::document::{self, Parsed};
+use super::backoff::Retry;
+use super::config::{DEFAULT_MAX_BODY_BYTES, document_id};
+use super::events::SyncObserver;
+use super::http::FetchFailure;
+use super::source::{Outcome, PollSource, Runner};
+use super::status::{Source, SyncStatus};
+use super::{SyncError, cache};
+use crate::error::FerroflagError;
 use crate::store::SnapshotStore;
 
-const THREAD_NAME: &str = "ferroflag-file";
 /// A file modified this recently may change again within the same timestamp tick without its
 /// size changing, so its content is hashed on every poll until it is older ("racy git").
 const RACY_WINDOW: Duration = Duration::from_secs(2);
@@ -47,14 +45,11 @@ impl FileSourceConfig {
 }
 
 /// Watches a flag file on one background thread (named `ferroflag-file`). A change is noticed by
-/// its modification time, size or inode, and confirmed by a content hash; an edit that does not
-/// load keeps the previous flags and is reported as a failure. Write the file atomically (write a
-/// temp file, then rename) to keep readers from seeing half of it.
+/// its modification or change time, size or inode, and confirmed by a content hash; an edit that
+/// does not load keeps the previous flags and is reported as a failure, once. Write the file
+/// atomically (write a temp file, then rename) to keep readers from seeing half of it.
 pub struct FileSource {
-    store: Arc<SnapshotStore>,
-    config: Arc<FileSourceConfig>,
-    observer: Arc<dyn SyncObserver>,
-    handle: Handle<Shared>,
+    runner: Runner<FileWatch>,
 }
 
 impl FileSource {
@@ -68,92 +63,63 @@ impl FileSource {
                 "interval and max_bytes must be greater than zero".into(),
             ));
         }
-        let status = StatusCell::new(config.path.display().to_string());
-        Ok(Self::assemble(store, Arc::new(config), observer, status))
-    }
-
-    fn assemble(
-        store: Arc<SnapshotStore>,
-        config: Arc<FileSourceConfig>,
-        observer: Arc<dyn SyncObserver>,
-        status: StatusCell,
-    ) -> Self {
-        Self {
-            store,
-            config,
-            observer,
-            handle: Handle::new(Shared::new(status)),
-        }
+        Ok(Self {
+            runner: Runner::new(store, Arc::new(config), observer),
+        })
     }
 
     /// Starts the background thread, which loads the file at once. Does nothing if running.
     pub fn start(&self) -> Result<(), SyncError> {
-        let watcher = Watcher {
-            shared: Arc::clone(self.handle.inner()),
-            store: Arc::clone(&self.store),
-            config: Arc::clone(&self.config),
-            observer: Arc::clone(&self.observer),
-            seen: None,
-            missing: false,
-            applied: None,
-            rejected: None,
-            failing: false,
-        };
-        self.handle.start(THREAD_NAME, move || watcher.run())
+        self.runner.start()
     }
 
     /// See [`SyncClient::wait_ready`](super::SyncClient::wait_ready).
     #[must_use]
     pub fn wait_ready(&self, timeout: Duration) -> bool {
-        self.handle.wait_ready(timeout)
+        self.runner.wait_ready(timeout)
     }
 
     /// See [`SyncClient::stop`](super::SyncClient::stop).
     // Most callers stop and move on; the result is for those that must know the thread is gone.
     #[allow(clippy::must_use_candidate)]
     pub fn stop(&self) -> bool {
-        self.handle.stop()
+        self.runner.stop()
     }
 
     #[must_use]
     pub fn status(&self) -> SyncStatus {
-        let mut status = self.handle.status();
-        if status.url.is_empty() {
-            status.url = self.config.path.display().to_string();
-        }
-        status
+        self.runner.status()
     }
 
     /// See [`SyncClient::fork_child`](super::SyncClient::fork_child).
     #[must_use]
     pub fn fork_child(&self) -> FileSource {
-        let mut status = StatusCell::new(self.config.path.display().to_string());
-        if let Some(inherited) = self.handle.inherited_status() {
-            status.inherit(&inherited);
+        Self {
+            runner: self.runner.fork_child(),
         }
-        Self::assemble(
-            Arc::clone(&self.store),
-            Arc::clone(&self.config),
-            Arc::clone(&self.observer),
-            status,
-        )
+    }
+
+    /// The runner inside, for the Python binding, which drives every source through it.
+    #[cfg_attr(not(feature = "python"), allow(dead_code))]
+    pub(crate) fn into_runner(self) -> Runner<FileWatch> {
+        self.runner
     }
 
     #[must_use]
     pub fn is_inherited(&self) -> bool {
-        self.handle.is_inherited()
+        self.runner.is_inherited()
     }
 
     #[must_use]
     pub fn config(&self) -> &FileSourceConfig {
-        &self.config
+        self.runner.settings()
     }
 }
 
 impl fmt::Debug for FileSource {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("FileSource")
-            .field("config", &self.config)
+            .field("config", self.config())
             .finish_non_exhaustive()
     }
 }
@@ -165,21 +131,25 @@ struct Fingerprint {
     len: u64,
     /// Device and inode: a file replaced by rename (editors, Kubernetes config maps) is new.
     file_id: (u64, u64),
+    /// The inode change time, which no one can set: a rewrite in place that restores size and
+    /// modification time (`cp -p`, `rsync -t`) still changes it.
+    changed: (i64, i64),
 }
 
 impl Fingerprint {
     fn of(meta: &Metadata) -> Self {
         #[cfg(unix)]
-        let file_id = {
+        let (file_id, changed) = {
             use std::os::unix::fs::MetadataExt;
-            (meta.dev(), meta.ino())
+            ((meta.dev(), meta.ino()), (meta.ctime(), meta.ctime_nsec()))
         };
         #[cfg(not(unix))]
-        let file_id = (0, 0);
+        let (file_id, changed) = ((0, 0), (0, 0));
         Self {
             modified: meta.modified().ok(),
             len: meta.len(),
             file_id,
+            changed,
         }
     }
 
@@ -193,135 +163,115 @@ impl Fingerprint {
     }
 }
 
-struct Watcher {
-    shared: Arc<Shared>,
-    store: Arc<SnapshotStore>,
+/// The file source, for one run of the thread.
+pub(crate) struct FileWatch {
     config: Arc<FileSourceConfig>,
-    observer: Arc<dyn SyncObserver>,
     seen: Option<Fingerprint>,
     /// A failed `stat` is reported once, not on every check.
     missing: bool,
-    /// Hashes of the content last applied and last rejected, so that neither is loaded twice.
-    applied: Option<[u8; 32]>,
-    rejected: Option<[u8; 32]>,
-    failing: bool,
+    /// The id of the bytes read last: a file re-read only because it is recent, and found as it
+    /// was, is no news (neither a new document nor an unchanged one to count).
+    last_read: Option<String>,
 }
 
-impl Watcher {
-    fn run(mut self) {
-        let shared = Arc::clone(&self.shared);
-        let _exit = shared.exit_guard();
-        while !shared.is_stopping() {
-            self.check();
-            let interval = self.config.interval;
-            shared.update_status(|cell| cell.set_next_attempt(Instant::now().checked_add(interval)));
-            if !shared.sleep(interval) {
-                break;
-            }
+impl FileWatch {
+    /// A failure reported once: quiet until the file is back.
+    fn missing(&mut self, message: String) -> Outcome {
+        self.seen = None;
+        if std::mem::replace(&mut self.missing, true) {
+            Outcome::Quiet
+        } else {
+            Outcome::Failed(failure(message))
+        }
+    }
+}
+
+fn failure(message: String) -> FetchFailure {
+    FetchFailure {
+        message,
+        retry: Retry::Normal,
+        status: None,
+    }
+}
+
+impl PollSource for FileWatch {
+    type Settings = FileSourceConfig;
+    type Link = ();
+
+    const THREAD: &'static str = "ferroflag-file";
+    const KIND: Source = Source::File;
+    const RECOUNT_REJECTED: bool = false;
+
+    fn link(_settings: &FileSourceConfig) {}
+
+    fn shown(settings: &FileSourceConfig) -> String {
+        settings.path.display().to_string()
+    }
+
+    fn new(config: Arc<FileSourceConfig>) -> Self {
+        Self {
+            config,
+            seen: None,
+            missing: false,
+            last_read: None,
         }
     }
 
-    fn check(&mut self) {
-        let path = &self.config.path;
-        let fingerprint = match fs::metadata(path) {
-            Ok(meta) => Fingerprint::of(&meta),
-            Err(error) => {
-                self.seen = None;
-                if !std::mem::replace(&mut self.missing, true) {
-                    self.fail(format!("cannot read flag file {}: {error}", path.display()));
-                }
-                return;
+    /// One `stat`; the content only when the file changed (or changed so recently that a change
+    /// within the same timestamp tick could hide).
+    fn poll(&mut self, _link: &(), _etag: Option<&str>) -> Outcome {
+        let path = self.config.path.clone();
+        let fingerprint = match fs::metadata(&path) {
+            // A FIFO, socket or device would block the read, or never end: refused, like a
+            // missing file, and reported once.
+            Ok(meta) if !meta.is_file() => {
+                return self.missing(format!("flag file {} is not a regular file", path.display()));
             }
+            Ok(meta) => Fingerprint::of(&meta),
+            Err(error) => return self.missing(format!("cannot read flag file {}: {error}", path.display())),
         };
         self.missing = false;
         let changed = self.seen.as_ref() != Some(&fingerprint);
         if !changed && !fingerprint.is_racy() {
-            return;
+            return Outcome::Quiet;
         }
         self.seen = Some(fingerprint);
-        let bytes = match read_bounded(path, self.config.max_bytes) {
-            Ok(bytes) => bytes,
-            Err(message) => {
-                self.rejected = None;
-                self.fail(message);
-                return;
-            }
-        };
-        let hash: [u8; 32] = Sha256::digest(&bytes).into();
-        if self.applied == Some(hash) {
-            // Touched, or a broken edit reverted: the flags in the store are already these.
-            if changed || self.failing {
-                self.failing = false;
-                let recovered = self.shared.update_status(|cell| cell.not_modified(None));
-                if let Some(after_failures) = recovered {
-                    self.report(SyncEvent::Recovered { after_failures });
+        match read_bounded(&path, self.config.max_bytes) {
+            Ok(bytes) => {
+                let id = document_id(&bytes);
+                if !changed && self.last_read.as_deref() == Some(id.as_str()) {
+                    return Outcome::Quiet;
                 }
+                self.last_read = Some(id);
+                Outcome::Document { bytes, etag: None }
             }
-            return;
-        }
-        if self.rejected == Some(hash) {
-            return;
-        }
-        match document::parse(&bytes) {
-            Ok(parsed) => self.publish(parsed, hash),
-            Err(error) => {
-                self.rejected = Some(hash);
-                self.fail(format!("flag file {} rejected: {error}", path.display()));
+            Err(message) => {
+                self.last_read = None;
+                Outcome::Failed(failure(message))
             }
         }
     }
 
-    fn publish(&mut self, parsed: Parsed, hash: [u8; 32]) {
-        let flags = FlagSet::compile(parsed);
-        let warnings = flags.warnings().to_vec();
-        let version = self.store.publish(flags);
-        self.applied = Some(hash);
-        self.rejected = None;
-        self.failing = false;
-        let etag = Some(format!("sha256:{}", hex(&hash[..8])));
-        let recovered = self
-            .shared
-            .update_status(|cell| cell.applied(Source::File, version, etag.clone()));
-        self.shared.mark_ready();
-        if let Some(after_failures) = recovered {
-            self.report(SyncEvent::Recovered { after_failures });
-        }
-        self.report(SyncEvent::Applied {
-            source: Source::File,
-            version,
-            etag,
-            warnings,
-        });
+    fn rejected(&self, error: &FerroflagError) -> String {
+        format!("flag file {} rejected: {error}", self.config.path.display())
     }
 
-    fn fail(&mut self, message: String) {
-        self.failing = true;
-        let news = self.shared.update_status(|cell| cell.failed(message.clone(), false));
-        if news.streak_started {
-            self.report(SyncEvent::FailureStreakStarted { error: message });
-        }
+    fn wait(&self, _failure: Option<(u64, Retry)>, _cold: bool) -> Duration {
+        self.config.interval
     }
 
-    fn report(&self, event: SyncEvent) {
-        deliver(self.observer.as_ref(), event);
+    fn content_etag(document_id: &str) -> Option<String> {
+        Some(format!("sha256:{document_id}"))
     }
 }
 
 fn read_bounded(path: &std::path::Path, max_bytes: u64) -> Result<Vec<u8>, String> {
     let mut bytes = Vec::new();
-    File::open(path)
+    cache::open_regular(path)
         .and_then(|file| file.take(max_bytes.saturating_add(1)).read_to_end(&mut bytes))
         .map_err(|e| format!("cannot read flag file {}: {e}", path.display()))?;
     if bytes.len() as u64 > max_bytes {
         return Err(format!("flag file {} is larger than {max_bytes} bytes", path.display()));
     }
     Ok(bytes)
-}
-
-fn hex(bytes: &[u8]) -> String {
-    use std::fmt::Write;
-    bytes.iter().fold(String::with_capacity(bytes.len() * 2), |mut out, b| {
-        let _ = write!(out, "{b:02x}");
-        out
-    })
 }

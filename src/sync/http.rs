@@ -19,6 +19,20 @@ const MAX_CA_BUNDLE_BYTES: u64 = 16 * 1024 * 1024;
 /// An `ETag` longer than this is not one we echo back.
 const MAX_ETAG_LEN: usize = 1024;
 
+/// An entity tag as RFC 9110 §8.8.3 defines it: `"..."` or `W/"..."`, the inside visible ASCII
+/// (or obs-text) without `"`, and at most [`MAX_ETAG_LEN`] bytes. Anything else, `*` above all, is
+/// never sent back as `If-None-Match`.
+pub(crate) fn is_valid_etag(etag: &str) -> bool {
+    let opaque = etag.strip_prefix("W/").unwrap_or(etag).as_bytes();
+    etag.len() <= MAX_ETAG_LEN
+        && opaque.len() >= 2
+        && opaque.first() == Some(&b'"')
+        && opaque.last() == Some(&b'"')
+        && opaque[1..opaque.len() - 1]
+            .iter()
+            .all(|&b| b == 0x21 || (0x23..=0x7e).contains(&b) || b >= 0x80)
+}
+
 #[derive(Debug)]
 pub(crate) enum Fetched {
     Modified { body: Vec<u8>, etag: Option<String> },
@@ -113,11 +127,13 @@ fn get(agent: &Agent, config: &SyncConfig, etag: Option<&str>, redactor: &Redact
     let status = response.status();
     match status {
         StatusCode::OK => {
+            // An ETag that is not one (`*`, unquoted, control characters, huge) is dropped: echoed
+            // back as `If-None-Match`, `*` matches everything and a bad one breaks every request.
             let etag = response
                 .headers()
                 .get(header::ETAG)
                 .and_then(|v| v.to_str().ok())
-                .filter(|v| !v.is_empty() && v.len() <= MAX_ETAG_LEN)
+                .filter(|v| is_valid_etag(v))
                 .map(str::to_owned);
             let body = response
                 .body_mut()
@@ -127,7 +143,14 @@ fn get(agent: &Agent, config: &SyncConfig, etag: Option<&str>, redactor: &Redact
                 .map_err(|e| transport_failure(&e, config, redactor))?;
             Ok(Fetched::Modified { body, etag })
         }
-        StatusCode::NOT_MODIFIED => Ok(Fetched::NotModified),
+        // Only an answer to our `If-None-Match`: without one there is nothing it could confirm (a
+        // misconfigured proxy), and taking it as success would leave the client empty for ever.
+        StatusCode::NOT_MODIFIED if etag.is_some() => Ok(Fetched::NotModified),
+        StatusCode::NOT_MODIFIED => Err(FetchFailure {
+            message: "server answered HTTP 304 Not Modified to a request without If-None-Match".into(),
+            retry: Retry::Normal,
+            status: Some(304),
+        }),
         _ => {
             let retry_after = response
                 .headers()
@@ -163,6 +186,10 @@ fn status_failure(status: StatusCode, retry_after: Option<Duration>) -> FetchFai
 
 fn transport_failure(error: &ureq::Error, config: &SyncConfig, redactor: &Redactor) -> FetchFailure {
     let message = match error {
+        ureq::Error::Timeout(ureq::Timeout::Resolve | ureq::Timeout::Connect) => format!(
+            "request timed out ({error}; connect_timeout {:?})",
+            config.effective_connect_timeout()
+        ),
         ureq::Error::Timeout(_) => format!("request timed out ({error}; timeout {:?})", config.timeout),
         ureq::Error::BodyExceedsLimit(limit) => {
             format!("response body is larger than the limit of {limit} bytes (max_body_bytes)")
@@ -223,6 +250,27 @@ mod tests {
             redirect.message
         );
         assert_eq!(redirect.auth_status(), None);
+    }
+
+    #[test]
+    fn only_real_etags_are_kept() {
+        for good in ["\"v1\"", "W/\"v1\"", "\"\"", "\"a-b.c_d~e\""] {
+            assert!(is_valid_etag(good), "{good}");
+        }
+        let long = format!("\"{}\"", "a".repeat(MAX_ETAG_LEN));
+        for bad in [
+            "*",
+            "",
+            "v1",
+            "\"",
+            "W/v1",
+            "\"a\"b\"",
+            "\"a\r\nX: y\"",
+            "\"a b\"",
+            long.as_str(),
+        ] {
+            assert!(!is_valid_etag(bad), "{bad}");
+        }
     }
 
     #[test]

@@ -1,11 +1,19 @@
 //! Keeping a [`SnapshotStore`](crate::SnapshotStore) in step with a flag service or a local file
-//! (SPEC §6), on one native background thread that never touches Python.
+//! (SPEC §7), on one native background thread that never touches Python.
 //!
-//! - [`SyncClient`] polls `GET {url}` with `If-None-Match`. A `200` with a valid document is
-//!   compiled and swapped in, then its `ETag` is kept and the document is written to the optional
-//!   cache file; a `304` changes nothing. Every failure keeps the last good snapshot, the `ETag` and
-//!   the cache file, is recorded in [`SyncStatus`], is reported to the [`SyncObserver`] once per
-//!   failure streak, and is retried with capped, jittered exponential backoff.
+//! Every source is one `PollSource` (module `source`): it says what one poll found (a document's
+//! bytes, "unchanged", "nothing to say", or a failure) and how long to wait. One `Runner` gives
+//! each source the same lifecycle (thread, bounded stop, readiness, status, fork), and its driver
+//! does the rest once for all: the content-hash check, parse, compile, publish (never after
+//! `stop()`), status, events.
+//!
+//! - [`SyncClient`] polls `GET {url}` with `If-None-Match`. Before the first request it serves the
+//!   optional cache file, when the store holds nothing yet. A `200` with a new, valid document is
+//!   compiled and swapped in, then its `ETag` is kept and the document is written to the cache
+//!   file; a `304` (to a request that sent `If-None-Match`) or the same bytes again change
+//!   nothing. Every failure keeps the last good snapshot, the `ETag` and the cache file, is
+//!   recorded in [`SyncStatus`], is reported to the [`SyncObserver`] once per failure streak, and
+//!   is retried with capped, jittered exponential backoff (a shorter cap until the first success).
 //! - [`FileSource`] watches a local flag file and reloads it when it changes.
 //!
 //! Evaluation never waits on any of this: it only reads the store, and the store is swapped whole.
@@ -59,19 +67,28 @@ mod config;
 mod events;
 mod file_source;
 mod http;
+mod source;
 mod status;
 mod worker;
 
 use std::fmt;
 use std::path::PathBuf;
 
+use crate::error::quote;
+
+#[cfg(feature = "python")]
+pub(crate) use client::Http;
 pub use client::SyncClient;
 pub use config::{
-    DEFAULT_BACKOFF_CAP, DEFAULT_CONNECT_TIMEOUT, DEFAULT_INTERVAL, DEFAULT_MAX_BODY_BYTES, DEFAULT_PATH,
-    DEFAULT_TIMEOUT, REDACTED, SyncConfig, USER_AGENT,
+    DEFAULT_BACKOFF_CAP, DEFAULT_COLD_START_CAP, DEFAULT_CONNECT_TIMEOUT, DEFAULT_INTERVAL, DEFAULT_MAX_BODY_BYTES,
+    DEFAULT_PATH, DEFAULT_TIMEOUT, REDACTED, SyncConfig, USER_AGENT,
 };
 pub use events::{CollectingObserver, NoopObserver, Severity, SyncEvent, SyncObserver};
+#[cfg(feature = "python")]
+pub(crate) use file_source::FileWatch;
 pub use file_source::{FileSource, FileSourceConfig};
+#[cfg(feature = "python")]
+pub(crate) use source::{PollSource, Runner};
 pub use status::{Source, SyncStatus};
 
 /// Why a sync client could not be built or started. Never contains a header value.
@@ -97,8 +114,8 @@ pub enum SyncError {
 impl fmt::Display for SyncError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            Self::InvalidUrl { url, reason } => write!(f, "invalid flag service URL {url:?}: {reason}"),
-            Self::InvalidHeader { name, reason } => write!(f, "invalid header {name:?}: {reason}"),
+            Self::InvalidUrl { url, reason } => write!(f, "invalid flag service URL {}: {reason}", quote(url)),
+            Self::InvalidHeader { name, reason } => write!(f, "invalid header {}: {reason}", quote(name)),
             Self::InvalidConfig(message) => write!(f, "invalid sync configuration: {message}"),
             Self::CaBundle { path, reason } => write!(f, "cannot use CA bundle {}: {reason}", path.display()),
             Self::Spawn(error) => write!(f, "cannot start the sync thread: {error}"),

@@ -11,7 +11,7 @@ pub enum Source {
     None,
     /// The flag service (also after a 304 confirmed a cached document).
     Network,
-    /// The cache file, because the service could not be reached at start-up.
+    /// The cache file, served at start-up until the service answers.
     Cache,
     /// A local flag file ([`FileSource`](super::FileSource)).
     File,
@@ -46,15 +46,19 @@ pub struct SyncStatus {
     pub source: Source,
     /// The `ETag` sent as `If-None-Match` on the next poll (for a file: a hash of its content).
     pub etag: Option<String>,
-    /// The store version this client last published; 0 before the first.
+    /// The store version this client last published; 0 before the first. It counts publishes in
+    /// this process, so two workers serving the same document may show different versions.
     pub snapshot_version: u64,
+    /// What the document applied is, whoever applied it: the first 16 hex digits of the SHA-256
+    /// of its bytes as received, the same in every process and from the cache file.
+    pub document_id: Option<String>,
     /// The last poll that succeeded (200 applied, 304, or an unchanged file).
     pub last_success: Option<SystemTime>,
     pub last_error: Option<String>,
     pub last_error_at: Option<SystemTime>,
     /// Polls that applied a new document.
     pub successes: u64,
-    /// Polls that found nothing new (304, or an unchanged file).
+    /// Polls that found nothing new (a 304, the same body again, or an unchanged file).
     pub not_modified: u64,
     pub failures: u64,
     /// Failures since the last success; 0 while healthy.
@@ -107,6 +111,7 @@ impl StatusCell {
         self.status.source = from.source;
         self.status.etag.clone_from(&from.etag);
         self.status.snapshot_version = from.snapshot_version;
+        self.status.document_id.clone_from(&from.document_id);
     }
 
     pub(crate) fn snapshot(&self) -> SyncStatus {
@@ -133,13 +138,25 @@ impl StatusCell {
     }
 
     /// Records a published snapshot; returns the length of the failure streak it ends, if any.
-    pub(crate) fn applied(&mut self, source: Source, version: u64, etag: Option<String>) -> Option<u64> {
+    pub(crate) fn applied(
+        &mut self,
+        source: Source,
+        version: u64,
+        etag: Option<String>,
+        document_id: String,
+    ) -> Option<u64> {
         self.status.successes = self.status.successes.saturating_add(1);
         self.status.ready = true;
         self.status.source = source;
         self.status.snapshot_version = version;
         self.status.etag = etag;
+        self.status.document_id = Some(document_id);
         self.succeeded()
+    }
+
+    /// A new validator for the document already applied (the same body under another `ETag`).
+    pub(crate) fn set_etag(&mut self, etag: Option<String>) {
+        self.status.etag = etag;
     }
 
     /// Records a poll that found nothing new; `source` replaces the current one when given (a 304
@@ -153,13 +170,15 @@ impl StatusCell {
     }
 
     /// Records a snapshot served from the cache: not a success of the poll, which still failed.
-    pub(crate) fn cache_loaded(&mut self, version: u64, etag: Option<String>) {
+    pub(crate) fn cache_loaded(&mut self, version: u64, etag: Option<String>, document_id: String) {
         self.status.ready = true;
         self.status.source = Source::Cache;
         self.status.snapshot_version = version;
         self.status.etag = etag;
+        self.status.document_id = Some(document_id);
     }
 
+    /// Records a failure; `error` must be redacted and bounded already.
     pub(crate) fn failed(&mut self, error: String, auth: bool) -> FailureNews {
         self.status.failures = self.status.failures.saturating_add(1);
         self.status.consecutive_failures = self.status.consecutive_failures.saturating_add(1);
@@ -228,7 +247,7 @@ mod tests {
     fn cache_then_304_becomes_network() {
         let mut cell = StatusCell::new("u".into());
         cell.failed("down".into(), false);
-        cell.cache_loaded(1, Some("e".into()));
+        cell.cache_loaded(1, Some("e".into()), "0123456789abcdef".into());
         assert!(cell.snapshot().is_stale());
         assert_eq!(cell.snapshot().source, Source::Cache);
         assert_eq!(cell.not_modified(Some(Source::Network)), Some(1));

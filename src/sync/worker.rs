@@ -135,6 +135,18 @@ impl Shared {
         true
     }
 
+    /// Runs `publish` unless `stop()` was called, under the lock `stop()` takes to say so: once
+    /// `stop()` has returned, whether or not the thread is gone, nothing more is published.
+    pub(crate) fn publish_unless_stopped(&self, publish: impl FnOnce() -> u64) -> Option<u64> {
+        let control = lock(&self.control);
+        if control.stop {
+            return None;
+        }
+        let version = publish();
+        drop(control);
+        Some(version)
+    }
+
     pub(crate) fn mark_ready(&self) {
         let _control = lock(&self.control);
         self.ready.store(true, Ordering::Release);

@@ -61,6 +61,7 @@ class _Runtime:
         # so requests that arrive while that load is in flight wait at most START_WAIT in all, not each.
         # 0.0 once the first load is in (or the wait is over, or there is nothing to wait for).
         self.deadline = 0.0
+        self.required_ok = False  # REQUIRE_FLAGS: the first load is in (the middleware stops asking)
 
 
 _rt = _Runtime()
@@ -177,6 +178,7 @@ def _reset() -> None:
     """Drops the evaluator and stops its sync, so the next use rebuilds from the settings (tests)."""
     with _rt.lock:
         loaded, _rt.loaded, _rt.started = _rt.loaded, None, False
+        _rt.deadline, _rt.required_ok = 0.0, False
     if loaded is not None and loaded.source is not None:
         loaded.source.stop()
 

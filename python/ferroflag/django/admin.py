@@ -143,6 +143,19 @@ def _history_table(kind: str, key: str) -> SafeString:
     )
 
 
+def _warn(request: HttpRequest, kind: str, key: str) -> None:
+    """Saved, but the engine has remarks (it loads, yet e.g. an unknown operator never matches): say so."""
+    lines = store.warnings_about(kind, key, using=_using())
+    for line in lines[:5]:
+        messages.warning(request, f"Saved, with a warning: {key}: {line}")
+    if len(lines) > 5:
+        messages.warning(
+            request,
+            f"Saved, with {len(lines) - 5} more warnings about {key} "
+            "(manage.py ferroflag_flags export f.json; ferroflag validate f.json)",
+        )
+
+
 class _SourceNotice:
     """Says so on the changelist when the site does not serve flags from this database."""
 
@@ -207,6 +220,7 @@ class FlagAdmin(_SourceNotice, admin.ModelAdmin):  # type: ignore[type-arg]
             return
         assert saved is not None
         obj.pk, obj.position, obj.updated_at = saved.pk, saved.position, saved.updated_at
+        _warn(request, FlagChange.Kind.FLAG, saved.key)
 
     def delete_model(self, request: HttpRequest, obj: Flag) -> None:
         store.delete_flag(obj.key, user=request.user, using=_using(), comment="admin")
@@ -286,6 +300,7 @@ class SegmentAdmin(_SourceNotice, admin.ModelAdmin):  # type: ignore[type-arg]
             return
         assert saved is not None
         obj.pk, obj.position, obj.updated_at = saved.pk, saved.position, saved.updated_at
+        _warn(request, FlagChange.Kind.SEGMENT, saved.key)
 
     def delete_model(self, request: HttpRequest, obj: Segment) -> None:
         store.delete_segment(obj.key, user=request.user, using=_using(), comment="admin")

@@ -64,6 +64,7 @@ KEYS: dict[str, str] = {
     "ANONYMOUS_COOKIE": "cookie keeping an anonymous visitor's id for rollouts (None: no cookie, anonymous id '')",
     "ANONYMOUS_COOKIE_AGE": "seconds the anonymous-id cookie lasts",
     "LOG_MISSING": "log a warning (logger ferroflag.django) the first time a flag no source defines is asked",
+    "REQUIRE_FLAGS": "serve nothing (503) until the source's first load is in; the first request waits START_WAIT",
 }
 
 _SOURCES = ("URL", "FILE", "FLAGS", "DATABASE")
@@ -97,6 +98,7 @@ class FerroflagSettings:
     anonymous_cookie: str | None = DEFAULT_ANONYMOUS_COOKIE
     anonymous_cookie_age: float = DEFAULT_ANONYMOUS_COOKIE_AGE
     log_missing: bool = False
+    require_flags: bool = False
 
 
 def _error(code: int, msg: str, hint: str | None = None) -> checks.CheckMessage:
@@ -217,9 +219,10 @@ def validate(raw: object) -> tuple[FerroflagSettings | None, list[checks.CheckMe
                 "None turns the cookie off: every anonymous visitor then has the user id ''.",
             )
         )
-    log_missing = raw.get("LOG_MISSING")
-    if log_missing is not None and not isinstance(log_missing, bool):
-        problems.append(_error(6, f"{SETTING}['LOG_MISSING'] must be True or False, got {log_missing!r}."))
+    for key in ("LOG_MISSING", "REQUIRE_FLAGS"):
+        flag = raw.get(key)
+        if flag is not None and not isinstance(flag, bool):
+            problems.append(_error(6, f"{SETTING}[{key!r}] must be True or False, got {flag!r}."))
     for key, zero_ok in (
         ("INTERVAL", False),
         ("TIMEOUT", False),
@@ -255,6 +258,7 @@ def validate(raw: object) -> tuple[FerroflagSettings | None, list[checks.CheckMe
     if source is not None:
         unused = [key for key in _URL_ONLY if raw.get(key) is not None and source != "URL"]
         unused += [key for key in _SYNCED_ONLY if raw.get(key) is not None and source == "FLAGS"]
+        unused += ["REQUIRE_FLAGS"] if raw.get("REQUIRE_FLAGS") is not None and source == "FLAGS" else []
         for key in unused:
             applies = "URL" if key in _URL_ONLY else "URL, FILE and DATABASE"
             problems.append(
@@ -303,6 +307,7 @@ def validate(raw: object) -> tuple[FerroflagSettings | None, list[checks.CheckMe
         anonymous_cookie=cookie,
         anonymous_cookie_age=float(raw.get("ANONYMOUS_COOKIE_AGE", DEFAULT_ANONYMOUS_COOKIE_AGE)),
         log_missing=raw.get("LOG_MISSING") is True,
+        require_flags=raw.get("REQUIRE_FLAGS") is True,
     ), problems
 
 

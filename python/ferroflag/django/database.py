@@ -3,10 +3,11 @@
 Each process runs one daemon thread that reads `Revision.number` (one primary-key row) every `INTERVAL`
 seconds and reloads the document only when it moved. Polling was chosen over PostgreSQL LISTEN/NOTIFY:
 it works on every database Django supports (SQLite in development, PostgreSQL and MySQL in production),
-through transaction-pooling proxies such as PgBouncer where LISTEN does not, and needs no connection held
-open per worker; its cost is one indexed read per process per interval, and a change reaches every
-process within `INTERVAL` plus one load. The process that saves a change does not wait: it reloads as
-the transaction commits (see `ferroflag.django.store`).
+and through transaction-pooling proxies such as PgBouncer, where LISTEN needs a server connection pinned
+to each worker: the thread's own connection sits idle in autocommit between reads, holding no transaction
+(behind such a proxy, no server connection either). Its cost is one indexed read per process per
+interval, and a change reaches every process within `INTERVAL` plus one load. The process that saves a
+change does not wait: it reloads as the transaction commits (see `ferroflag.django.store`).
 
 A failing read (the database is down, the tables are missing) keeps the last good flags; `status()` is
 then `stale` with the error. A document the engine rejects (a row edited by hand in SQL) is not applied

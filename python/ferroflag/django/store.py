@@ -41,6 +41,7 @@ __all__ = [
     "save_segment",
     "set_flag_fields",
     "validate_document",
+    "warnings_about",
 ]
 
 _REVISION_ID = 1
@@ -130,6 +131,24 @@ def validate_document(document: Mapping[str, Any]) -> FlagEvaluator:
     return evaluator
 
 
+def warnings_about(kind: str, key: str, using: str = DEFAULT_DB_ALIAS) -> list[str]:
+    """The load warnings (docs/spec.md §6) the database's document has about flag or segment `key`, as
+    `path: message` lines with the path relative to it: what still loads but deserves a look (an unknown
+    operator, a prerequisite naming no flag, weights summing to 0)."""
+    document = export_document(using)
+    items = document.get("flags" if kind == FlagChange.Kind.FLAG else "segments", [])
+    index = next((i for i, item in enumerate(items) if item.get("key") == key), None)
+    if index is None:
+        return []
+    prefix = f"{'flags' if kind == FlagChange.Kind.FLAG else 'segments'}[{index}]"
+    lines = []
+    for warning in validate_document(document).warnings:
+        if warning.path == prefix or warning.path.startswith((prefix + ".", prefix + "[")):
+            where = warning.path[len(prefix) :].lstrip(".")
+            lines.append(f"{where}: {warning.message}" if where else warning.message)
+    return lines
+
+
 def _relative(exc: InvalidChange, prefix: str) -> InvalidChange:
     """The error with its path relative to `prefix` (e.g. `flags[3]`) when it lies inside it."""
     path = exc.path
@@ -212,7 +231,16 @@ def _split_flag(definition: Mapping[str, Any]) -> dict[str, Any]:
     }
 
 
+_KEY_LIMIT = 200  # the key columns' max_length
+
+
+def _check_key_length(kind: str, key: str, path: str = "key") -> None:
+    if len(key) > _KEY_LIMIT:
+        raise InvalidChange(f"a {kind} key in the database is at most {_KEY_LIMIT} characters, got {len(key)}", path)
+
+
 def _check_keys(kind: str, key: str, original: str | None, existing: set[str]) -> None:
+    _check_key_length(kind, key)
     if key != original and key in existing:
         raise InvalidChange(f"a {kind} with key {key!r} already exists", "key")
     if not re.fullmatch(r"\S(.*\S)?", key, flags=re.DOTALL):
@@ -441,6 +469,9 @@ def import_document(
     """
     doc: Mapping[str, Any] = {"flags": document} if isinstance(document, list) else document
     validate_document(doc)
+    for plural, kind in (("flags", "flag"), ("segments", "segment")):
+        for i, item in enumerate(doc.get(plural) or []):
+            _check_key_length(kind, item["key"], f"{plural}[{i}].key")
     flags = [dict(f) for f in doc.get("flags") or []]
     segments = [dict(s) for s in doc.get("segments") or []]
     metadata = dict(doc.get("metadata") or {})

@@ -3,23 +3,33 @@
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use pyo3::exceptions::PyTypeError;
+use pyo3::exceptions::{PyTypeError, PyValueError};
 use pyo3::prelude::*;
-use pyo3::types::{PyDict, PyString, PyType};
+use pyo3::types::{PyDict, PyString};
 
 use super::logging::{LogObserver, logger};
-use super::{PySyncStatus, Slot, evaluator_store, float_repr, positive_bytes, positive_seconds};
+use super::{PySyncStatus, Slot, evaluator_store, float_repr, positive_bytes, positive_seconds, source_pymethods};
 use crate::bindings::convert::type_name;
 use crate::bindings::errors::{py_repr, sync_error};
-use crate::sync::{SyncClient, SyncConfig};
+use crate::error::quote;
+use crate::sync::{Http, SyncClient, SyncConfig};
 
 #[pyclass(name = "FlagSyncClient", module = "ferroflag._ferroflag", frozen)]
 pub struct PyFlagSyncClient {
-    slot: Arc<Slot<SyncClient>>,
+    slot: Arc<Slot<Http>>,
     /// For `url` and `repr`: credentials in the URL are already replaced by `<redacted>`.
     redacted_url: String,
     interval: f64,
     header_names: Vec<String>,
+}
+
+/// A `str` argument as UTF-8, or a `ValueError` that holds nothing of it: the `UnicodeEncodeError`
+/// of a lone surrogate carries the whole string (a URL with its credentials, a header value).
+fn secret_text(value: &Bound<'_, PyString>, what: &str) -> PyResult<String> {
+    value
+        .to_str()
+        .map(str::to_owned)
+        .map_err(|_| PyValueError::new_err(format!("{what} is not valid text (it holds a lone surrogate)")))
 }
 
 /// Header names and values from a `dict[str, str]`; a value is never echoed in an error.
@@ -38,31 +48,34 @@ fn headers_arg(headers: &Bound<'_, PyAny>) -> PyResult<Vec<(String, String)>> {
                 type_name(&name)
             ))
         })?;
-        let name = name.to_str()?.to_owned();
+        let name = secret_text(name, "a header name")?;
+        let shown = quote(&name);
         let value = value.cast::<PyString>().map_err(|_| {
             PyTypeError::new_err(format!(
-                "headers must be a dict of str to str; the value of {name:?} is {}",
+                "headers must be a dict of str to str; the value of {shown} is {}",
                 type_name(&value)
             ))
         })?;
-        out.push((name, value.to_str()?.to_owned()));
+        out.push((
+            name.clone(),
+            secret_text(value, &format!("the value of header {shown}"))?,
+        ));
     }
     Ok(out)
 }
 
-#[pymethods]
-impl PyFlagSyncClient {
+source_pymethods!(PyFlagSyncClient {
     #[new]
     #[pyo3(signature = (
         evaluator, api_url, *, interval = 10.0, timeout = 5.0, path = "/api/flags", headers = None,
         cache_path = None, connect_timeout = None, max_body_bytes = 16_777_216, backoff_cap = 300.0,
-        ca_bundle = None,
+        ca_bundle = None, cold_start_cap = 5.0,
     ))]
     #[allow(clippy::too_many_arguments)]
     fn py_new(
         py: Python<'_>,
         evaluator: &Bound<'_, PyAny>,
-        api_url: &str,
+        api_url: &Bound<'_, PyAny>,
         interval: f64,
         timeout: f64,
         path: &str,
@@ -72,15 +85,21 @@ impl PyFlagSyncClient {
         max_body_bytes: i64,
         backoff_cap: f64,
         ca_bundle: Option<PathBuf>,
+        cold_start_cap: f64,
     ) -> PyResult<Self> {
         let store = evaluator_store(evaluator)?;
-        let mut config = SyncConfig::new(api_url, path).map_err(sync_error)?;
+        let api_url = api_url
+            .cast::<PyString>()
+            .map_err(|_| PyTypeError::new_err(format!("api_url must be a str, got {}", type_name(api_url))))?;
+        let api_url = secret_text(api_url, "api_url")?;
+        let mut config = SyncConfig::new(&api_url, path).map_err(sync_error)?;
         config.interval = positive_seconds("interval", interval)?;
         config.timeout = positive_seconds("timeout", timeout)?;
         if let Some(connect_timeout) = connect_timeout {
             config.connect_timeout = positive_seconds("connect_timeout", connect_timeout)?;
         }
         config.backoff_cap = positive_seconds("backoff_cap", backoff_cap)?;
+        config.cold_start_cap = positive_seconds("cold_start_cap", cold_start_cap)?;
         config.max_body_bytes = positive_bytes("max_body_bytes", max_body_bytes)?;
         config.cache_path = cache_path;
         config.ca_bundle = ca_bundle;
@@ -95,58 +114,17 @@ impl PyFlagSyncClient {
         let observer = Arc::new(LogObserver::new(redacted_url.clone()));
         let client = SyncClient::new(store, config, observer).map_err(sync_error)?;
         Ok(Self {
-            slot: Slot::new(py, client)?,
+            slot: Slot::new(py, client.into_runner())?,
             redacted_url,
             interval,
             header_names,
         })
     }
 
-    /// Starts polling and waits up to `wait` seconds (GIL released) for the first snapshot.
-    #[pyo3(signature = (wait = 5.0))]
-    fn start(&self, py: Python<'_>, wait: f64) -> PyResult<bool> {
-        super::start(py, &self.slot, wait)
-    }
-
-    /// Starts polling now; the returned future resolves to whether a snapshot arrived in `wait`.
-    #[pyo3(signature = (wait = 5.0))]
-    fn start_async<'py>(slf: &Bound<'py, Self>, wait: f64) -> PyResult<Bound<'py, PyAny>> {
-        super::start_async(slf.as_any(), &slf.get().slot, wait)
-    }
-
-    fn wait_ready(&self, py: Python<'_>, timeout: f64) -> PyResult<bool> {
-        super::wait_ready(py, &self.slot, timeout)
-    }
-
-    fn stop(&self, py: Python<'_>) -> bool {
-        super::stop(py, &self.slot)
-    }
-
-    fn status(&self) -> PySyncStatus {
-        super::status(&self.slot)
-    }
-
     /// The URL polled, with credentials (userinfo, query string) replaced by `<redacted>`.
     #[getter]
     fn url(&self) -> &str {
         &self.redacted_url
-    }
-
-    fn __enter__<'py>(slf: &Bound<'py, Self>) -> PyResult<Bound<'py, Self>> {
-        super::start(slf.py(), &slf.get().slot, 5.0)?;
-        Ok(slf.clone())
-    }
-
-    #[pyo3(signature = (exc_type, exc_value, traceback))]
-    fn __exit__(
-        &self,
-        py: Python<'_>,
-        exc_type: Option<&Bound<'_, PyType>>,
-        exc_value: Option<&Bound<'_, PyAny>>,
-        traceback: Option<&Bound<'_, PyAny>>,
-    ) {
-        let _ = (exc_type, exc_value, traceback);
-        super::stop(py, &self.slot);
     }
 
     fn __repr__(&self, py: Python<'_>) -> PyResult<String> {
@@ -171,4 +149,4 @@ impl PyFlagSyncClient {
             },
         ))
     }
-}
+});

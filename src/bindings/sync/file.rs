@@ -4,22 +4,20 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use pyo3::prelude::*;
-use pyo3::types::PyType;
 
 use super::logging::{LogObserver, logger};
-use super::{PySyncStatus, Slot, evaluator_store, float_repr, positive_bytes, positive_seconds};
+use super::{PySyncStatus, Slot, evaluator_store, float_repr, positive_bytes, positive_seconds, source_pymethods};
 use crate::bindings::errors::{py_repr, sync_error};
-use crate::sync::{FileSource, FileSourceConfig};
+use crate::sync::{FileSource, FileSourceConfig, FileWatch};
 
 #[pyclass(name = "FlagFileWatcher", module = "ferroflag._ferroflag", frozen)]
 pub struct PyFlagFileWatcher {
-    slot: Arc<Slot<FileSource>>,
+    slot: Arc<Slot<FileWatch>>,
     path: String,
     interval: f64,
 }
 
-#[pymethods]
-impl PyFlagFileWatcher {
+source_pymethods!(PyFlagFileWatcher {
     #[new]
     #[pyo3(signature = (evaluator, path, *, interval = 1.0, max_bytes = 16_777_216))]
     fn py_new(
@@ -38,55 +36,15 @@ impl PyFlagFileWatcher {
         let observer = Arc::new(LogObserver::new(shown.clone()));
         let source = FileSource::new(store, config, observer).map_err(sync_error)?;
         Ok(Self {
-            slot: Slot::new(py, source)?,
+            slot: Slot::new(py, source.into_runner())?,
             path: shown,
             interval,
         })
     }
 
-    /// Starts watching and waits up to `wait` seconds (GIL released) for the file to load.
-    #[pyo3(signature = (wait = 5.0))]
-    fn start(&self, py: Python<'_>, wait: f64) -> PyResult<bool> {
-        super::start(py, &self.slot, wait)
-    }
-
-    #[pyo3(signature = (wait = 5.0))]
-    fn start_async<'py>(slf: &Bound<'py, Self>, wait: f64) -> PyResult<Bound<'py, PyAny>> {
-        super::start_async(slf.as_any(), &slf.get().slot, wait)
-    }
-
-    fn wait_ready(&self, py: Python<'_>, timeout: f64) -> PyResult<bool> {
-        super::wait_ready(py, &self.slot, timeout)
-    }
-
-    fn stop(&self, py: Python<'_>) -> bool {
-        super::stop(py, &self.slot)
-    }
-
-    fn status(&self) -> PySyncStatus {
-        super::status(&self.slot)
-    }
-
     #[getter]
     fn path(&self) -> &str {
         &self.path
-    }
-
-    fn __enter__<'py>(slf: &Bound<'py, Self>) -> PyResult<Bound<'py, Self>> {
-        super::start(slf.py(), &slf.get().slot, 5.0)?;
-        Ok(slf.clone())
-    }
-
-    #[pyo3(signature = (exc_type, exc_value, traceback))]
-    fn __exit__(
-        &self,
-        py: Python<'_>,
-        exc_type: Option<&Bound<'_, PyType>>,
-        exc_value: Option<&Bound<'_, PyAny>>,
-        traceback: Option<&Bound<'_, PyAny>>,
-    ) {
-        let _ = (exc_type, exc_value, traceback);
-        super::stop(py, &self.slot);
     }
 
     fn __repr__(&self, py: Python<'_>) -> PyResult<String> {
@@ -101,4 +59,4 @@ impl PyFlagFileWatcher {
             },
         ))
     }
-}
+});

@@ -21,10 +21,67 @@ use super::convert::type_name;
 use super::errors::sync_error;
 use super::evaluator::PyFlagEvaluator;
 use crate::store::SnapshotStore;
+use crate::sync::{PollSource, Runner};
 pub use client::PyFlagSyncClient;
 pub use file::PyFlagFileWatcher;
-use slot::{Poller, Slot};
+use slot::Slot;
 pub use status::PySyncStatus;
+
+/// The `#[pymethods]` of a Python source class: its own (`#[new]`, getters, `__repr__`) and the
+/// lifecycle every source shares, each call handed to the class's `slot` and from there to the
+/// core's one `Runner`.
+macro_rules! source_pymethods {
+    ($class:ty { $($own:tt)* }) => {
+        #[pymethods]
+        impl $class {
+            $($own)*
+
+            /// Starts the source and waits up to `wait` seconds (GIL released) for the first
+            /// snapshot; true once one is applied.
+            #[pyo3(signature = (wait = 5.0))]
+            fn start(&self, py: Python<'_>, wait: f64) -> PyResult<bool> {
+                super::start(py, &self.slot, wait)
+            }
+
+            /// Starts the source now; the returned future resolves to whether a snapshot arrived
+            /// in `wait`.
+            #[pyo3(signature = (wait = 5.0))]
+            fn start_async<'py>(slf: &Bound<'py, Self>, wait: f64) -> PyResult<Bound<'py, PyAny>> {
+                super::start_async(slf.as_any(), &slf.get().slot, wait)
+            }
+
+            fn wait_ready(&self, py: Python<'_>, timeout: f64) -> PyResult<bool> {
+                super::wait_ready(py, &self.slot, timeout)
+            }
+
+            fn stop(&self, py: Python<'_>) -> bool {
+                super::stop(py, &self.slot)
+            }
+
+            fn status(&self) -> PySyncStatus {
+                super::status(&self.slot)
+            }
+
+            fn __enter__<'py>(slf: &Bound<'py, Self>) -> PyResult<Bound<'py, Self>> {
+                super::start(slf.py(), &slf.get().slot, 5.0)?;
+                Ok(slf.clone())
+            }
+
+            #[pyo3(signature = (exc_type, exc_value, traceback))]
+            fn __exit__(
+                &self,
+                py: Python<'_>,
+                exc_type: Option<&Bound<'_, pyo3::types::PyType>>,
+                exc_value: Option<&Bound<'_, PyAny>>,
+                traceback: Option<&Bound<'_, PyAny>>,
+            ) {
+                let _ = (exc_type, exc_value, traceback);
+                super::stop(py, &self.slot);
+            }
+        }
+    };
+}
+pub(crate) use source_pymethods;
 
 // The signatures spell the default size out as a literal, so that Python's `inspect` shows it.
 const _: () = assert!(crate::sync::DEFAULT_MAX_BODY_BYTES == 16_777_216);
@@ -73,7 +130,7 @@ fn positive_bytes(name: &str, bytes: i64) -> PyResult<u64> {
 
 /// `start(wait)`: starts the poller (restarting it if stopped, rebuilding it in a forked child)
 /// and waits with the GIL released until it has applied a snapshot.
-fn start<P: Poller>(py: Python<'_>, slot: &Arc<Slot<P>>, wait: f64) -> PyResult<bool> {
+fn start<S: PollSource>(py: Python<'_>, slot: &Arc<Slot<S>>, wait: f64) -> PyResult<bool> {
     let wait = wait_seconds("wait", wait)?;
     let client = slot.start().map_err(sync_error)?;
     wait_for_snapshot(py, slot, &client, wait)
@@ -82,7 +139,12 @@ fn start<P: Poller>(py: Python<'_>, slot: &Arc<Slot<P>>, wait: f64) -> PyResult<
 /// Waits with the GIL released, in slices, checking for signals between them so that Ctrl-C (or
 /// a test timeout) can cut a long wait short. Returns at once, with the readiness as it is, when
 /// the poller is not running: nothing would come.
-fn wait_for_snapshot<P: Poller>(py: Python<'_>, slot: &Slot<P>, client: &P, wait: Duration) -> PyResult<bool> {
+fn wait_for_snapshot<S: PollSource>(
+    py: Python<'_>,
+    slot: &Slot<S>,
+    client: &Runner<S>,
+    wait: Duration,
+) -> PyResult<bool> {
     const SLICE: Duration = Duration::from_millis(100);
     let deadline = Instant::now().checked_add(wait);
     loop {
@@ -102,7 +164,11 @@ fn wait_for_snapshot<P: Poller>(py: Python<'_>, slot: &Slot<P>, client: &P, wait
 
 /// `start_async(wait)`: starts the poller now, then waits for the first snapshot on the running
 /// loop's default executor, so the event loop is never blocked. Returns an `asyncio.Future`.
-fn start_async<'py>(slf: &Bound<'py, PyAny>, slot: &Arc<Slot<impl Poller>>, wait: f64) -> PyResult<Bound<'py, PyAny>> {
+fn start_async<'py>(
+    slf: &Bound<'py, PyAny>,
+    slot: &Arc<Slot<impl PollSource>>,
+    wait: f64,
+) -> PyResult<Bound<'py, PyAny>> {
     let py = slf.py();
     let wait_duration = wait_seconds("wait", wait)?;
     // First, so that calling it outside a coroutine raises before anything starts.
@@ -118,17 +184,17 @@ fn start_async<'py>(slf: &Bound<'py, PyAny>, slot: &Arc<Slot<impl Poller>>, wait
 }
 
 /// `wait_ready(timeout)`, with the GIL released.
-fn wait_ready<P: Poller>(py: Python<'_>, slot: &Slot<P>, timeout: f64) -> PyResult<bool> {
+fn wait_ready<S: PollSource>(py: Python<'_>, slot: &Slot<S>, timeout: f64) -> PyResult<bool> {
     let timeout = wait_seconds("timeout", timeout)?;
     wait_for_snapshot(py, slot, &slot.client(), timeout)
 }
 
 /// `stop()`, with the GIL released while the thread is joined (at most half a second).
-fn stop<P: Poller>(py: Python<'_>, slot: &Arc<Slot<P>>) -> bool {
+fn stop<S: PollSource>(py: Python<'_>, slot: &Arc<Slot<S>>) -> bool {
     py.detach(|| slot.stop())
 }
 
-fn status<P: Poller>(slot: &Slot<P>) -> PySyncStatus {
+fn status<S: PollSource>(slot: &Slot<S>) -> PySyncStatus {
     PySyncStatus::from(slot.client().status())
 }
 

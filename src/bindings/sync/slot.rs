@@ -17,63 +17,24 @@
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Weak};
-use std::time::Duration;
 
 use arc_swap::{ArcSwap, ArcSwapOption};
 use pyo3::prelude::*;
 use pyo3::sync::PyOnceLock;
 
-use crate::sync::{FileSource, SyncClient, SyncError, SyncStatus};
+use crate::sync::{PollSource, Runner, SyncError};
 
-/// The lifecycle the two core pollers share.
-pub(crate) trait Poller: Send + Sync + 'static {
-    fn start(&self) -> Result<(), SyncError>;
-    fn stop(&self) -> bool;
-    fn wait_ready(&self, timeout: Duration) -> bool;
-    fn status(&self) -> SyncStatus;
-    #[must_use]
-    fn fork_child(&self) -> Self;
-    fn is_inherited(&self) -> bool;
-}
-
-macro_rules! impl_poller {
-    ($type:ty) => {
-        impl Poller for $type {
-            fn start(&self) -> Result<(), SyncError> {
-                <$type>::start(self)
-            }
-            fn stop(&self) -> bool {
-                <$type>::stop(self)
-            }
-            fn wait_ready(&self, timeout: Duration) -> bool {
-                <$type>::wait_ready(self, timeout)
-            }
-            fn status(&self) -> SyncStatus {
-                <$type>::status(self)
-            }
-            fn fork_child(&self) -> Self {
-                <$type>::fork_child(self)
-            }
-            fn is_inherited(&self) -> bool {
-                <$type>::is_inherited(self)
-            }
-        }
-    };
-}
-
-impl_poller!(SyncClient);
-impl_poller!(FileSource);
-
-pub(crate) struct Slot<P: Poller> {
-    current: ArcSwap<P>,
+/// Holds one source's [`Runner`], whatever the source: the lifecycle is the core's, shared.
+pub(crate) struct Slot<S: PollSource> {
+    current: ArcSwap<Runner<S>>,
     /// `start()` was called and `stop()` was not since: a poller rebuilt in a forked child is
     /// started too.
     wanted: AtomicBool,
 }
 
-impl<P: Poller> Slot<P> {
+impl<S: PollSource> Slot<S> {
     /// Wraps an unstarted poller and registers it for the fork and exit hooks.
-    pub(crate) fn new(py: Python<'_>, poller: P) -> PyResult<Arc<Self>> {
+    pub(crate) fn new(py: Python<'_>, poller: Runner<S>) -> PyResult<Arc<Self>> {
         install_hooks(py)?;
         let slot = Arc::new(Self {
             current: ArcSwap::from_pointee(poller),
@@ -85,7 +46,7 @@ impl<P: Poller> Slot<P> {
 
     /// The poller of this process: the current one, or a fresh one if the current one was
     /// inherited through `fork()` (started if the parent's was running).
-    pub(crate) fn client(&self) -> Arc<P> {
+    pub(crate) fn client(&self) -> Arc<Runner<S>> {
         let client = self.current.load_full();
         if client.is_inherited() {
             self.replace(&client)
@@ -95,7 +56,7 @@ impl<P: Poller> Slot<P> {
     }
 
     /// Swaps in a fresh poller for `old`, unless another thread already did.
-    fn replace(&self, old: &Arc<P>) -> Arc<P> {
+    fn replace(&self, old: &Arc<Runner<S>>) -> Arc<Runner<S>> {
         let fresh = Arc::new(old.fork_child());
         let previous = self.current.compare_and_swap(old, Arc::clone(&fresh));
         if !Arc::ptr_eq(&previous, old) {
@@ -111,7 +72,7 @@ impl<P: Poller> Slot<P> {
     /// Starts polling; a stopped poller is replaced by a fresh one that starts from the
     /// snapshot and `ETag` it left. Returns the poller now running. Until `stop()`, the slot is
     /// kept alive by [`RUNNING`], so a client nobody holds on to keeps polling, as a thread does.
-    pub(crate) fn start(self: &Arc<Self>) -> Result<Arc<P>, SyncError> {
+    pub(crate) fn start(self: &Arc<Self>) -> Result<Arc<Runner<S>>, SyncError> {
         self.wanted.store(true, Ordering::Release);
         let client = self.client();
         let started = match client.start() {
@@ -148,7 +109,7 @@ trait Revive: Send + Sync {
     fn stop_at_exit(&self);
 }
 
-impl<P: Poller> Revive for Slot<P> {
+impl<S: PollSource> Revive for Slot<S> {
     fn revive(&self) {
         let _ = self.client();
     }
@@ -156,7 +117,7 @@ impl<P: Poller> Revive for Slot<P> {
     fn stop_at_exit(&self) {
         let client = self.current.load_full();
         if !client.is_inherited() {
-            client.stop();
+            let _ = client.stop();
         }
     }
 }

@@ -72,6 +72,12 @@ impl PySyncStatus {
         self.inner.snapshot_version
     }
 
+    /// The content hash of the document applied: the same in every process.
+    #[getter]
+    fn document_id(&self) -> Option<&str> {
+        self.inner.document_id.as_deref()
+    }
+
     #[getter]
     fn last_success(&self) -> Option<f64> {
         timestamp(self.inner.last_success)
@@ -127,6 +133,7 @@ impl PySyncStatus {
         out.set_item("source", s.source.as_str())?;
         out.set_item("etag", s.etag.as_deref())?;
         out.set_item("snapshot_version", s.snapshot_version)?;
+        out.set_item("document_id", s.document_id.as_deref())?;
         out.set_item("last_success", timestamp(s.last_success))?;
         out.set_item("last_error", s.last_error.as_deref())?;
         out.set_item("last_error_at", timestamp(s.last_error_at))?;
@@ -142,13 +149,14 @@ impl PySyncStatus {
     fn __repr__(&self, py: Python<'_>) -> PyResult<String> {
         let s = &self.inner;
         Ok(format!(
-            "SyncStatus(ready={}, running={}, source={}, etag={}, snapshot_version={}, successes={}, \
-             not_modified={}, failures={}, consecutive_failures={}, last_error={}, next_attempt_in={}, url={})",
+            "SyncStatus(ready={}, running={}, source={}, etag={}, snapshot_version={}, document_id={}, \
+             successes={}, not_modified={}, failures={}, consecutive_failures={}, last_error={}, next_attempt_in={}, url={})",
             bool_repr(s.ready),
             bool_repr(s.running),
             py_repr(py, s.source.as_str())?,
             opt_repr(py, s.etag.as_deref())?,
             s.snapshot_version,
+            opt_repr(py, s.document_id.as_deref())?,
             s.successes,
             s.not_modified,
             s.failures,

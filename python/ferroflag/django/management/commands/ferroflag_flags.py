@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import getpass
+import io
 import json
 import sys
 from collections.abc import Mapping
@@ -201,7 +202,9 @@ class Command(BaseCommand):
             self.stdout.write(json.dumps(explanation, indent=2, ensure_ascii=False))
             return
         flag = next(f for f in evaluator.document()["flags"] if f["key"] == options["key"])
-        _print_explanation(ctx, explanation, flag, self.stdout)  # type: ignore[arg-type]
+        text = io.StringIO()  # print()'s lines, written as they are (Django's stdout adds a newline per write)
+        _print_explanation(ctx, explanation, flag, text)
+        self.stdout.write(text.getvalue(), ending="")
 
     def _context(self, options: Mapping[str, Any]) -> EvalContext:
         if options.get("user_id") is not None:
