@@ -14,12 +14,19 @@ import warnings
 from pathlib import Path
 
 import pytest
-from ferroflag import EvalContext, FlagEvaluator
+from ferroflag import EvalContext, FlagEvaluator, exposures
 from ferroflag.exposures import Exposure
 
 TRACKED = {"key": "exp", "enabled": True, "variants": {"a": 1, "b": 1}, "metadata": {"track": True}}
 PLAIN = {"key": "plain", "enabled": True, "variants": {"a": 1, "b": 1}}
 BY_ORG = {"key": "org-exp", "enabled": True, "bucket_by": "org", "variants": {"x": 1}, "metadata": {"track": True}}
+
+
+@pytest.fixture(autouse=True)
+def _close_streams():
+    """Each test's exposure threads end with it (other tests count the ferroflag threads alive)."""
+    yield
+    exposures._close_all()
 
 
 def wait_for(predicate, timeout: float = 10.0) -> bool:

@@ -7,7 +7,7 @@ import time
 import warnings
 
 import pytest
-from ferroflag import EvalContext, FlagEvaluator, FlagFileWatcher, metrics
+from ferroflag import EvalContext, FlagEvaluator, FlagFileWatcher, exposures, metrics
 from prometheus_client import CollectorRegistry, generate_latest
 
 FLAGS = [
@@ -19,6 +19,13 @@ FLAGS = [
     },
     {"key": "off", "enabled": False},
 ]
+
+
+@pytest.fixture(autouse=True)
+def _close_streams():
+    """Each test's exposure threads end with it (other tests count the ferroflag threads alive)."""
+    yield
+    exposures._close_all()
 
 
 def test_counters_are_off_until_enabled_then_count_every_call():

@@ -5,6 +5,7 @@
     ferroflag rollout FILE KEY [--users N] [--prop k=v ...] [--json]
     ferroflag diff OLD NEW [--users N] [--json]
     ferroflag migrate FILE [--users N] [--json]
+    ferroflag stale FILE [--usage METRICS] [--now INSTANT] [--json]
     ferroflag serve FILE [--host 127.0.0.1] [--port 8080]
     ferroflag schema
 
@@ -1315,6 +1316,180 @@ def _cmd_migrate(args: argparse.Namespace, out: TextIO) -> int:
 
 
 # ---------------------------------------------------------------------------------------------
+# stale: flags a team can delete
+
+
+def _split_is_fixed(variants: Mapping[str, Any] | None) -> bool:
+    """A weighted split that always picks the same variant: none, or one variant with weight."""
+    return len([w for w in (variants or {}).values() if w > 0]) <= 1
+
+
+def _constant_answer(flag: Mapping[str, Any]) -> str | None:
+    """Why every context gets the same answer from `flag`, or None when some contexts may differ.
+
+    Static reasoning over the definition and docs/spec.md §2, conservative: a flag with prerequisites
+    depends on other flags, so only a disabled one counts as constant.
+    """
+    if not flag.get("enabled", False):
+        return "disabled: every context gets the off answer"
+    if flag.get("prerequisites"):
+        return None
+    rules = sorted(enumerate(flag.get("rules") or []), key=lambda item: -int(item[1].get("priority", 0)))
+    if rules:
+        _, first = rules[0]
+        catch_all = not first.get("conditions") and min(max(first.get("percentage", 100), 0), 100) >= 100
+        if catch_all and _split_is_fixed(first.get("variants")):
+            return f"rules[{rules[0][0]}] matches every context first and always serves the same variant"
+        return None
+    percentage = min(max(flag.get("percentage", 0), 0), 100)
+    if percentage in (0, 100) and _split_is_fixed(flag.get("variants")):
+        return "no rules and no partial rollout: every context gets the flag, with the same variant"
+    return None
+
+
+def _parse_expiry(value: object) -> datetime | None:
+    """`metadata.expires` as an instant: an ISO date (the end of that day, UTC) or an ISO date-time."""
+    if not isinstance(value, str):
+        return None
+    try:
+        if len(value) == 10:
+            day = datetime.fromisoformat(value)
+            return day.replace(hour=23, minute=59, second=59, tzinfo=timezone.utc)
+        moment = datetime.fromisoformat(value.replace("Z", "+00:00").replace("z", "+00:00"))
+    except ValueError:
+        return None
+    return moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)
+
+
+def _usage_counts(source: str) -> dict[str, float]:
+    """Evaluations per flag from a Prometheus text exposition (`ferroflag.metrics`): a file, '-' or a URL."""
+    if source.startswith(("http://", "https://")):
+        import base64
+        import urllib.request
+        from urllib.parse import unquote, urlsplit, urlunsplit
+
+        parts = urlsplit(source)
+        headers = {}
+        if parts.username is not None:
+            # urllib takes no userinfo in a URL: it goes as Basic auth, as a browser would send it.
+            pair = f"{unquote(parts.username)}:{unquote(parts.password or '')}".encode()
+            headers["Authorization"] = "Basic " + base64.b64encode(pair).decode()
+        netloc = (parts.hostname or "") + (f":{parts.port}" if parts.port else "")
+        if parts.hostname and ":" in parts.hostname:
+            netloc = f"[{parts.hostname}]" + (f":{parts.port}" if parts.port else "")
+        request = urllib.request.Request(urlunsplit(parts._replace(netloc=netloc)), headers=headers)
+        try:
+            with urllib.request.urlopen(request, timeout=10) as response:
+                data = response.read(MAX_FILE_BYTES + 1)
+        except (OSError, ValueError) as error:
+            # The error text may repeat the URL; only its redacted form is shown.
+            reason = getattr(error, "reason", None)
+            detail = f" ({reason})" if isinstance(reason, str | OSError) else ""
+            raise _CommandError(
+                f"--usage: cannot read {_quote(_redacted_url(source))}: {type(error).__name__}{detail}"
+            ) from error
+    else:
+        try:
+            data = _read(source)
+        except _ReadError as error:
+            raise _CommandError(f"--usage {_quote(source)}: {error}") from error
+    counts: dict[str, float] = {}
+    seen_metric = False
+    for line in data.decode("utf-8", "replace").splitlines():
+        if not line.startswith("ferroflag_evaluations_total{"):
+            continue
+        seen_metric = True
+        labels, _, value = line.rpartition("} ")
+        flag = _prometheus_label(labels, "flag")
+        try:
+            n = float(value)
+        except ValueError:
+            continue
+        if flag is not None:
+            counts[flag] = counts.get(flag, 0.0) + n
+    if not seen_metric and b"ferroflag_flags" not in data:
+        raise _CommandError(
+            f"--usage {_quote(source)}: no ferroflag metrics in it (serve them with ferroflag.metrics.register)"
+        )
+    return counts
+
+
+def _prometheus_label(labels: str, name: str) -> str | None:
+    """One label's value from `metric{a="x",b="y"`, with the exposition format's escapes undone."""
+    marker = f'{name}="'
+    start = labels.find("{" + marker)
+    start = start + 1 if start >= 0 else labels.find("," + marker) + 1
+    if start <= 0:
+        return None
+    i, out = start + len(marker), []
+    while i < len(labels):
+        c = labels[i]
+        if c == "\\" and i + 1 < len(labels):
+            out.append({"n": "\n", "\\": "\\", '"': '"'}.get(labels[i + 1], labels[i + 1]))
+            i += 2
+            continue
+        if c == '"':
+            return "".join(out)
+        out.append(c)
+        i += 1
+    return None
+
+
+def _redacted_url(url: str) -> str:
+    """A URL without its userinfo and query string (they may carry credentials)."""
+    from urllib.parse import urlsplit, urlunsplit
+
+    parts = urlsplit(url)
+    host = parts.hostname or ""
+    netloc = host + (f":{parts.port}" if parts.port else "")
+    return urlunsplit((parts.scheme, netloc, parts.path, "", ""))
+
+
+def _cmd_stale(args: argparse.Namespace, out: TextIO) -> int:
+    evaluator = _load(args.file)
+    flags = _flag_dicts(evaluator)
+    now = args.now or datetime.now(timezone.utc)
+    usage = _usage_counts(args.usage) if args.usage else None
+    report: list[dict[str, Any]] = []
+    for key, flag in flags.items():
+        reasons: list[str] = []
+        expires = (flag.get("metadata") or {}).get("expires")
+        moment = _parse_expiry(expires)
+        if moment is not None and moment < now:
+            reasons.append(f"expired on {expires}")
+        elif expires is not None and moment is None:
+            reasons.append(f"metadata.expires {_quote(str(expires))} is not an ISO date; cannot tell")
+        constant = _constant_answer(flag)
+        if constant:
+            reasons.append(constant)
+        if usage is not None and usage.get(key, 0) == 0:
+            reasons.append("never evaluated by the process the metrics came from")
+        if reasons:
+            report.append({"key": key, "reasons": reasons, "owner": (flag.get("metadata") or {}).get("owner")})
+    if args.json:
+        _print_json({"file": args.file, "now": now.isoformat(), "flags": report, "checked": len(flags)}, out)
+        return EXIT_OK
+    checked = _plural(len(flags), "flag")
+    if not report:
+        print(f"{args.file}: none of {checked} looks stale", file=out)
+        return EXIT_OK
+    print(f"{args.file}: {_plural(len(report), 'flag')} of {checked} may be deleted or simplified", file=out)
+    for entry in report:
+        owner = f" (owner {_quote(str(entry['owner']))})" if entry["owner"] is not None else ""
+        print(f"{_quote(entry['key'], None)}{owner}:", file=out)
+        for reason in entry["reasons"]:
+            print(f"    {reason}", file=out)
+    return EXIT_OK
+
+
+def _instant_argument(text: str) -> datetime:
+    moment = _parse_expiry(_utf8(text))
+    if moment is None:
+        raise argparse.ArgumentTypeError(f"not an ISO date or date-time: {_quote(text)}")
+    return moment
+
+
+# ---------------------------------------------------------------------------------------------
 # serve, schema
 
 
@@ -1513,6 +1688,21 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("file", metavar="FILE", help="flag document")
     p.add_argument("--users", type=_user_count, default=1000, metavar="N", help="users to compare (default 1000)")
     p.set_defaults(run=_cmd_migrate)
+
+    p = command(
+        "stale",
+        "flags a team can delete: expired, answering everyone alike, or never evaluated",
+        "List the flags of FILE that look stale: metadata.expires in the past (an ISO date, the end of\n"
+        "that day UTC, or a date-time), flags that give every context the same answer (disabled; no\n"
+        "rules and no partial rollout; a first rule that matches everyone), and, with --usage, flags the\n"
+        "app never evaluated: METRICS is the Prometheus text of ferroflag.metrics (a saved scrape, '-'\n"
+        "for stdin, or the /metrics URL itself). Exit 0 (a report, not a check).",
+        [as_json],
+    )
+    p.add_argument("file", metavar="FILE", help="flag document")
+    p.add_argument("--usage", metavar="METRICS", help="a /metrics scrape (file, '-' or URL) of a running app")
+    p.add_argument("--now", type=_instant_argument, metavar="INSTANT", help="judge expiry at this instant")
+    p.set_defaults(run=_cmd_stale)
 
     p = command(
         "serve",

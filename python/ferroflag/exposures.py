@@ -158,11 +158,15 @@ class ExposureStream:
             return len(batch)
 
     def close(self, timeout: float = 5.0) -> None:
-        """Stops the thread and flushes what is left. Idempotent; done at interpreter exit."""
+        """Stops the thread and flushes what is left. Idempotent; done at interpreter exit. The
+        evaluator keeps recording into its queue; a later `on_exposure()` starts a new stream on it."""
         self._stopping.set()
         self._evaluator._exposures_wake()
         self._thread.join(timeout)
         self.flush()
+        with _streams_lock:
+            if _streams.get(id(self._evaluator)) is self:
+                del _streams[id(self._evaluator)]
 
     def stats(self) -> ExposureStats:
         native = self._evaluator._exposures_stats() or (0, 0, 0, 0)
@@ -237,7 +241,9 @@ def _after_fork_in_child() -> None:
 
 
 def _close_all() -> None:
-    for stream in list(_streams.values()):
+    with _streams_lock:
+        streams = list(_streams.values())
+    for stream in streams:
         stream.close(timeout=2.0)
 
 
