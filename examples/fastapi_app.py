@@ -14,6 +14,12 @@ come from that table, never from what the client sends:
     curl -H 'Authorization: Bearer erin-token' localhost:8000/checkout    # 404 for most users
     curl -H 'x-plan: enterprise' localhost:8000/checkout                  # 404: signed out, headers count for nothing
     curl -H 'Authorization: Bearer bob-token' localhost:8000/dashboard
+    curl localhost:8000/metrics       # Prometheus: evaluations by flag, variant and reason; the sync's state
+    curl localhost:8000/exposures     # the last exposures of the tracked `dark-mode` experiment
+
+`dark-mode` is tracked (`"metadata": {"track": true}` in examples/flags.json): each user it is served to is
+an exposure, handed in batches to a sink. Here the sink keeps the last 100 for `/exposures`; a real app
+would send them to its analytics pipeline.
 """
 
 from __future__ import annotations
@@ -21,13 +27,18 @@ from __future__ import annotations
 import argparse
 import json
 import os
+from collections import deque
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Annotated, Any
 
 from fastapi import Depends, FastAPI, Header
-from ferroflag import EvalContext, EvalResult, FlagEvaluator, FlagFileWatcher, FlagSyncClient
+from ferroflag import EvalContext, EvalResult, FlagEvaluator, FlagFileWatcher, FlagSyncClient, metrics
+from ferroflag.exposures import Exposure
 from ferroflag.fastapi import FerroflagFastAPI, FlagDependencies, Flags, setup
 from ferroflag.sources import FlagSource
+from prometheus_client import CollectorRegistry, make_asgi_app
 
 DEFAULT_FLAGS = Path(__file__).with_name("flags.json")
 USERS_FILE = Path(__file__).with_name("users.json")
@@ -87,9 +98,30 @@ def sync_from_env(evaluator: FlagEvaluator, env: dict[str, str] | None = None) -
 def create_app(evaluator: FlagEvaluator | None = None, sync: FlagSource | None = None) -> FastAPI:
     """The app; with no `sync`, the source comes from the environment (`sync_from_env`)."""
     evaluator = FlagEvaluator() if evaluator is None else evaluator
-    app = FastAPI(title="ferroflag example")
+    source = sync_from_env(evaluator) if sync is None else sync
+    recent: deque[Exposure] = deque(maxlen=100)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        # In each worker (after any fork): exposures go to the sink until shutdown flushes them.
+        stream = evaluator.on_exposure(recent.extend, interval=0.5)
+        try:
+            yield
+        finally:
+            stream.close()
+
+    app = FastAPI(title="ferroflag example", lifespan=lifespan)
     # The app's flag context, once; the lifespan starts the sync in each worker and stops it at shutdown.
-    setup(app, evaluator, context=flag_deps, sync=sync_from_env(evaluator) if sync is None else sync)
+    setup(app, evaluator, context=flag_deps, sync=source)
+    # Its own registry, so that two apps in one process (tests) each report their own evaluator.
+    registry = CollectorRegistry()
+    metrics.register(evaluator, source, registry=registry)
+    app.mount("/metrics", make_asgi_app(registry=registry))
+
+    @app.get("/exposures")
+    async def exposures() -> list[dict[str, Any]]:
+        """The last exposures the sink received (tracked flags only, one per user and flag version)."""
+        return [exposure._asdict() for exposure in recent]
 
     @app.get("/checkout", dependencies=[Depends(flag_deps.require_flag("new-checkout"))])
     async def checkout(flags: UserFlags) -> dict[str, str]:

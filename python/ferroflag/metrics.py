@@ -31,6 +31,7 @@ import time
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from prometheus_client.core import REGISTRY, CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector, CollectorRegistry
 
@@ -40,7 +41,8 @@ if TYPE_CHECKING:
     from ferroflag import FlagEvaluator
     from ferroflag.sources import FlagSource
 
-__all__ = ["FerroflagCollector", "register"]
+# Re-exported for apps that serve /metrics themselves (a Django view, say).
+__all__ = ["CONTENT_TYPE_LATEST", "CollectorRegistry", "FerroflagCollector", "generate_latest", "register"]
 
 
 class FerroflagCollector(Collector):

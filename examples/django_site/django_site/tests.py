@@ -26,6 +26,20 @@ class HomeTests(TestCase):
         with override_flag("legacy-export"):
             assert self.client.get("/export/").status_code == 200
 
+    def test_exposures_reach_the_sink_and_metrics_count_evaluations(self) -> None:
+        import time
+
+        for user in ("ana", "bob", "ana"):
+            self.client.get("/", {"user": user})
+        deadline = time.monotonic() + 10
+        while len(self.client.get("/exposures").json()) < 2 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        seen = {(e["flag"], e["subject"]) for e in self.client.get("/exposures").json()}
+        assert {("dark-mode", "ana"), ("dark-mode", "bob")} <= seen
+        text = self.client.get("/metrics").content.decode()
+        assert 'ferroflag_evaluations_total{flag="dark-mode"' in text
+        assert "ferroflag_exposures_total" in text
+
     def test_health(self) -> None:
         assert self.client.get("/healthz").json() == {"flags": "inline"}
 

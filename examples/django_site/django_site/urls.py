@@ -12,4 +12,8 @@ urlpatterns = [
     path("search/", views.search),
     path("export/", views.ExportView.as_view()),
     path("healthz", views.healthz),
+    path("metrics", views.metrics),
+    path("exposures", views.exposures),
 ]
+
+views.observe()  # exposures and counters from the first request on

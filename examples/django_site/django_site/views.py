@@ -2,12 +2,18 @@
 
 from __future__ import annotations
 
+import threading
+from collections import deque
+from typing import Any
+
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import render
 from django.views.generic import TemplateView
-from ferroflag.django import sync_status
+from ferroflag import metrics as flag_metrics
+from ferroflag.django import get_evaluator, sync_status
 from ferroflag.django.decorators import FlagRequiredMixin, flag_required
 from ferroflag.django.middleware import FlagHttpRequest
+from ferroflag.exposures import Exposure
 
 
 def home(request: FlagHttpRequest) -> HttpResponse:
@@ -36,6 +42,47 @@ class ExportView(FlagRequiredMixin, TemplateView):
 
     flag_key = "legacy-export"
     template_name = "home.html"
+
+
+# --- exposures and metrics ---------------------------------------------------------------------------
+# `dark-mode` is tracked ("metadata": {"track": true} in flags.json): each user it is served to is an
+# exposure. The sink keeps the last 100 for /exposures; a real site sends them to its analytics.
+
+_recent: deque[Exposure] = deque(maxlen=100)
+_registry = flag_metrics.CollectorRegistry()
+_observing = threading.Lock()
+_observed = False
+
+
+class _SiteSource:
+    """The site's flag source for the metrics: its status as `ferroflag.django.sync_status()` gives it."""
+
+    def status(self) -> Any:
+        return sync_status()
+
+
+def observe() -> None:
+    """Starts exposures and counters on the site's evaluator, once (urls.py calls it at start-up)."""
+    global _observed
+    with _observing:
+        if _observed:
+            return
+        evaluator = get_evaluator()
+        evaluator.on_exposure(_recent.extend, interval=0.5)
+        flag_metrics.register(evaluator, _SiteSource() if sync_status() is not None else None, registry=_registry)
+        _observed = True
+
+
+def metrics(request: HttpRequest) -> HttpResponse:
+    """Prometheus: evaluations by flag, variant and reason, exposure counts, the flag source's state."""
+    observe()
+    return HttpResponse(flag_metrics.generate_latest(_registry), content_type=flag_metrics.CONTENT_TYPE_LATEST)
+
+
+def exposures(request: HttpRequest) -> JsonResponse:
+    """The last exposures the sink received."""
+    observe()
+    return JsonResponse([exposure._asdict() for exposure in _recent], safe=False)
 
 
 def healthz(request: HttpRequest) -> JsonResponse:
