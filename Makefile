@@ -68,6 +68,7 @@ bench: build-dev
 	$(PY) benches/bench_fastapi.py
 	$(PY) benches/bench_django.py
 	$(PY) benches/bench_django_db.py
+	$(PY) benches/bench_events.py $(if $(BASELINE),--baseline $(BASELINE))
 
 .PHONY: baseline  ## Keep the current build in .bench-baseline/ to compare a change against (make bench BASELINE=.bench-baseline)
 baseline: build-dev
