@@ -66,8 +66,8 @@ def main(argv: list[str] | None = None) -> int:
         "is_enabled tracked, repeated answer (ns)": (on.is_enabled, "exp", [one] * 1000),
         "is_enabled tracked, new subject (ns)": (on.is_enabled, "exp", many),
     }
-    if base is not None:
-        base_ev = make(base, False)
+    base_ev = make(base, False) if base is not None else None
+    if base is not None and base_ev is not None:
         workloads["baseline: is_enabled (ns)"] = (base_ev.is_enabled, "plain", [base.EvalContext("user-1")] * 1000)
 
     samples: dict[str, list[float]] = {name: [] for name in workloads}
