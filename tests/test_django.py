@@ -1498,7 +1498,7 @@ def test_example_site_passes_its_checks():
 def test_example_site_tests_pass():
     result = _manage("test", "django_site", "-v", "1")
     assert result.returncode == 0, result.stdout + result.stderr
-    assert "Ran 7 tests" in result.stderr
+    assert "Ran 8 tests" in result.stderr
     assert "OK" in result.stderr
 
 
@@ -1506,7 +1506,7 @@ def test_example_site_tests_pass():
 def test_example_site_tests_pass_in_any_order(seed):
     result = _manage("test", "django_site", "--shuffle", str(seed))
     assert result.returncode == 0, result.stdout + result.stderr
-    assert "Ran 7 tests" in result.stderr
+    assert "Ran 8 tests" in result.stderr
 
 
 def _pytest_example(*args: str) -> subprocess.CompletedProcess:
@@ -1527,8 +1527,8 @@ def test_example_site_tests_pass_under_pytest_django_forwards_and_backwards():
     pytest.importorskip("pytest_django")
     collected = _pytest_example("--collect-only")
     ids = [line for line in collected.stdout.splitlines() if "::" in line]
-    assert len(ids) == 13, collected.stdout + collected.stderr
+    assert len(ids) == 14, collected.stdout + collected.stderr
     for order in (ids, ids[::-1]):
         result = _pytest_example(*order)
         assert result.returncode == 0, result.stdout + result.stderr
-        assert "13 passed" in result.stdout
+        assert "14 passed" in result.stdout
