@@ -427,28 +427,22 @@ impl PyFlagEvaluator {
 
     /// Sends the exposures of tracked flags to `sink` in batches (docs/spec.md §8); see
     /// `ferroflag.exposures`. The first call sets the sizes; later calls add sinks.
-    // The defaults live in `ferroflag.exposures._stream_for`, which checks the arguments too.
-    #[pyo3(signature = (sink, *, batch_size = None, interval = None, capacity = None, window = None))]
+    // `ferroflag.exposures._stream_for` checks the values (and says which one is wrong).
+    #[pyo3(signature = (sink, *, batch_size = 1000, interval = 1.0, capacity = 100_000, window = 65_536))]
     fn on_exposure<'py>(
         slf: &Bound<'py, Self>,
         sink: &Bound<'py, PyAny>,
-        batch_size: Option<&Bound<'py, PyAny>>,
-        interval: Option<&Bound<'py, PyAny>>,
-        capacity: Option<&Bound<'py, PyAny>>,
-        window: Option<&Bound<'py, PyAny>>,
+        batch_size: i64,
+        interval: f64,
+        capacity: i64,
+        window: i64,
     ) -> PyResult<Bound<'py, PyAny>> {
         let py = slf.py();
         let kwargs = PyDict::new(py);
-        for (name, value) in [
-            ("batch_size", batch_size),
-            ("interval", interval),
-            ("capacity", capacity),
-            ("window", window),
-        ] {
-            if let Some(value) = value {
-                kwargs.set_item(name, value)?;
-            }
-        }
+        kwargs.set_item("batch_size", batch_size)?;
+        kwargs.set_item("interval", interval)?;
+        kwargs.set_item("capacity", capacity)?;
+        kwargs.set_item("window", window)?;
         py.import("ferroflag.exposures")?
             .getattr("_stream_for")?
             .call((slf, sink), Some(&kwargs))
