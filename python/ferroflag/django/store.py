@@ -20,7 +20,7 @@ import re
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 from django.db import DEFAULT_DB_ALIAS, transaction
 from django.db.models import F, Max
@@ -275,47 +275,17 @@ def save_flag(
             the problem is inside it), or the key is taken.
     """
     key, new = _flag_row_fields(definition)
-    original = original_key if original_key is not None else key
-    with _locked(using) as rev:
-        rows = list(Flag.objects.using(using).all())
-        current = next((row for row in rows if row.key == original), None)
-        _check_keys("flag", key, current.key if current else None, {row.key for row in rows})
-        flags = [row.to_document() for row in rows]
-        if current is not None:
-            index = rows.index(current)
-            flags[index] = new
-        else:
-            index = len(flags)
-            flags.append(new)
-        segments = [s.to_document() for s in Segment.objects.using(using).all()]
-        try:
-            validate_document(_document(flags, segments, rev.metadata))
-        except InvalidChange as exc:
-            raise _relative(exc, f"flags[{index}]") from exc.error
-        if dry_run:
-            transaction.set_rollback(True, using=using)
-            return None
-        before = current.to_document() if current is not None else None
-        row = current or Flag(position=_next_position(Flag, using))
-        row.key = key
-        for field, value in _split_flag(new).items():
-            setattr(row, field, value)
-        row.save(using=using)
-        after = row.to_document()
-        if before != after:
-            number = _bump(rev, using)
-            _record(
-                using=using,
-                user=user,
-                kind=FlagChange.Kind.FLAG,
-                key=key,
-                action=FlagChange.Action.UPDATE if before is not None else FlagChange.Action.CREATE,
-                before=before,
-                after=after,
-                number=number,
-                comment=comment,
-            )
-        return row
+    return _save(
+        Flag,
+        FlagChange.Kind.FLAG,
+        key,
+        new,
+        original_key=original_key,
+        user=user,
+        using=using,
+        comment=comment,
+        dry_run=dry_run,
+    )
 
 
 def set_flag_fields(
@@ -384,31 +354,67 @@ def save_segment(
     key = definition.get("key")
     if not isinstance(key, str) or not key:
         raise InvalidChange(f"a segment needs a key (a non-empty str), got {key!r}", "key")
-    new = dict(definition)
+    return _save(
+        Segment,
+        FlagChange.Kind.SEGMENT,
+        key,
+        dict(definition),
+        original_key=original_key,
+        user=user,
+        using=using,
+        comment=comment,
+        dry_run=dry_run,
+    )
+
+
+_Row = TypeVar("_Row", Flag, Segment)
+
+
+def _save(
+    model: type[_Row],
+    kind: FlagChange.Kind,
+    key: str,
+    new: dict[str, Any],
+    *,
+    original_key: str | None,
+    user: Any,
+    using: str,
+    comment: str,
+    dry_run: bool,
+) -> _Row | None:
+    """`save_flag()` and `save_segment()`: the document with the change is validated whole by the engine,
+    then the row is written and the change recorded, under the revision lock."""
+    is_flag = model is Flag
+    word = "flag" if is_flag else "segment"
     original = original_key if original_key is not None else key
     with _locked(using) as rev:
-        rows = list(Segment.objects.using(using).all())
+        rows = list(model.objects.using(using).all())
         current = next((row for row in rows if row.key == original), None)
-        _check_keys("segment", key, current.key if current else None, {row.key for row in rows})
-        segments = [row.to_document() for row in rows]
+        _check_keys(word, key, current.key if current else None, {row.key for row in rows})
+        items = [row.to_document() for row in rows]
         if current is not None:
             index = rows.index(current)
-            segments[index] = new
+            items[index] = new
         else:
-            index = len(segments)
-            segments.append(new)
-        flags = [f.to_document() for f in Flag.objects.using(using).all()]
+            index = len(items)
+            items.append(new)
+        others = [row.to_document() for row in (Segment if is_flag else Flag).objects.using(using).all()]
+        flags, segments = (items, others) if is_flag else (others, items)
         try:
             validate_document(_document(flags, segments, rev.metadata))
         except InvalidChange as exc:
-            raise _relative(exc, f"segments[{index}]") from exc.error
+            raise _relative(exc, f"{word}s[{index}]") from exc.error
         if dry_run:
             transaction.set_rollback(True, using=using)
             return None
         before = current.to_document() if current is not None else None
-        row = current or Segment(position=_next_position(Segment, using))
+        row = current or model(position=_next_position(model, using))
         row.key = key
-        row.definition = {k: v for k, v in new.items() if k != "key"}
+        if isinstance(row, Flag):
+            for field, value in _split_flag(new).items():
+                setattr(row, field, value)
+        else:
+            row.definition = {k: v for k, v in new.items() if k != "key"}
         row.save(using=using)
         after = row.to_document()
         if before != after:
@@ -416,7 +422,7 @@ def save_segment(
             _record(
                 using=using,
                 user=user,
-                kind=FlagChange.Kind.SEGMENT,
+                kind=kind,
                 key=key,
                 action=FlagChange.Action.UPDATE if before is not None else FlagChange.Action.CREATE,
                 before=before,
