@@ -321,24 +321,7 @@ def delete_flag(key: str, *, user: Any = None, using: str = DEFAULT_DB_ALIAS, co
     Raises:
         InvalidChange: No such flag.
     """
-    with _locked(using) as rev:
-        row = Flag.objects.using(using).filter(key=key).first()
-        if row is None:
-            raise InvalidChange(f"no flag {key!r} in the database", "key")
-        before = row.to_document()
-        row.delete()
-        number = _bump(rev, using)
-        _record(
-            using=using,
-            user=user,
-            kind=FlagChange.Kind.FLAG,
-            key=key,
-            action=FlagChange.Action.DELETE,
-            before=before,
-            after=None,
-            number=number,
-            comment=comment,
-        )
+    _delete(Flag, FlagChange.Kind.FLAG, key, user=user, using=using, comment=comment)
 
 
 def save_segment(
@@ -435,17 +418,24 @@ def _save(
 
 def delete_segment(key: str, *, user: Any = None, using: str = DEFAULT_DB_ALIAS, comment: str = "") -> None:
     """Deletes a segment (conditions naming it then match no one, with a load warning)."""
+    _delete(Segment, FlagChange.Kind.SEGMENT, key, user=user, using=using, comment=comment)
+
+
+def _delete(
+    model: type[Flag | Segment], kind: FlagChange.Kind, key: str, *, user: Any, using: str, comment: str
+) -> None:
+    """`delete_flag()` and `delete_segment()`: the row goes, and the change is recorded with its before."""
     with _locked(using) as rev:
-        row = Segment.objects.using(using).filter(key=key).first()
+        row = model.objects.using(using).filter(key=key).first()
         if row is None:
-            raise InvalidChange(f"no segment {key!r} in the database", "key")
+            raise InvalidChange(f"no {'flag' if model is Flag else 'segment'} {key!r} in the database", "key")
         before = row.to_document()
         row.delete()
         number = _bump(rev, using)
         _record(
             using=using,
             user=user,
-            kind=FlagChange.Kind.SEGMENT,
+            kind=kind,
             key=key,
             action=FlagChange.Action.DELETE,
             before=before,
