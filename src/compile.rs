@@ -861,6 +861,63 @@ fn resolve_prerequisites(def: &FlagDef, positions: &Positions) -> Box<[Prerequis
         .collect()
 }
 
+impl FlagSet {
+    /// The keys of the flags whose answers may differ between `self` and `newer` (docs/spec.md §8,
+    /// "Change listeners"): flags added, removed or redefined, flags whose conditions reach a
+    /// segment that was (directly, or through segments naming it), and flags whose prerequisites
+    /// are among these. Sorted; empty when nothing that evaluation reads changed.
+    #[must_use]
+    pub fn changed_keys(&self, newer: &Self) -> Vec<Arc<str>> {
+        fn by_key(set: &FlagSet) -> HashMap<&str, &SegmentDef> {
+            set.segments.iter().map(|s| (s.key.as_str(), s)).collect()
+        }
+        let (old_segments, new_segments) = (by_key(self), by_key(newer));
+        let mut changed_segments: std::collections::HashSet<&str> = old_segments
+            .keys()
+            .chain(new_segments.keys())
+            .copied()
+            .filter(|key| old_segments.get(key) != new_segments.get(key))
+            .collect();
+        // Segments naming a changed segment changed too: to a fixed point (at most one pass per segment).
+        loop {
+            let before = changed_segments.len();
+            for (key, def) in old_segments.iter().chain(new_segments.iter()) {
+                if !changed_segments.contains(key)
+                    && segment_references(def.rules.iter().flatten()).any(|r| changed_segments.contains(r))
+                {
+                    changed_segments.insert(key);
+                }
+            }
+            if changed_segments.len() == before {
+                break;
+            }
+        }
+        let mut changed: std::collections::BTreeSet<Arc<str>> = std::collections::BTreeSet::new();
+        for (key, flag) in self.flags.iter().chain(newer.flags.iter()) {
+            let other = if self.flags.contains_key(key) { newer } else { self };
+            let differs = other.flags.get(key).is_none_or(|o| o.def != flag.def);
+            let reaches = segment_references(flag.def.rules.iter().flat_map(|r| r.conditions.iter()))
+                .any(|s| changed_segments.contains(s));
+            if differs || reaches {
+                changed.insert(Arc::clone(key));
+            }
+        }
+        // Flags whose prerequisites changed: to a fixed point over the newer set.
+        loop {
+            let before = changed.len();
+            for (key, flag) in &newer.flags {
+                if !changed.contains(key) && flag.def.prerequisites.iter().any(|p| changed.contains(p.key.as_str())) {
+                    changed.insert(Arc::clone(key));
+                }
+            }
+            if changed.len() == before {
+                break;
+            }
+        }
+        changed.into_iter().collect()
+    }
+}
+
 /// docs/spec.md §2.2: every variant a flag names should carry a value once some do, and the
 /// values should be of one JSON type.
 fn check_values(def: &FlagDef, at: &dyn Fn(&str) -> Location, warnings: &mut Warnings) {

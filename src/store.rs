@@ -1,6 +1,7 @@
 //! The one piece of shared mutable state: the current snapshot, swapped whole (docs/spec.md §6).
 
-use std::sync::{Arc, Mutex, TryLockError};
+use std::sync::{Arc, Condvar, Mutex, PoisonError, TryLockError};
+use std::time::{Duration, Instant};
 
 use arc_swap::{ArcSwap, Guard};
 
@@ -33,6 +34,9 @@ pub struct SnapshotStore {
     /// through `try_lock`, so no thread ever waits on it (not even a forked child that inherited
     /// it locked).
     retired: Mutex<Vec<Arc<FlagSet>>>,
+    /// Wakes [`SnapshotStore::wait_for_change`]. Publishers only `try_lock` it, so a forked child that
+    /// inherited it locked never waits; a wake-up lost that way is caught by the waiter's timeout.
+    published: (Mutex<()>, Condvar),
 }
 
 impl SnapshotStore {
@@ -69,7 +73,31 @@ impl SnapshotStore {
         let replaced = Arc::clone(&previous.flags);
         drop(previous);
         self.retire(replaced);
+        if let Ok(_guard) = self.published.0.try_lock() {
+            self.published.1.notify_all();
+        }
         version
+    }
+
+    /// Waits until the version is past `seen`, or `timeout` passes; returns the version then.
+    pub fn wait_for_change(&self, seen: u64, timeout: Duration) -> u64 {
+        let deadline = Instant::now() + timeout;
+        let mut guard = self.published.0.lock().unwrap_or_else(PoisonError::into_inner);
+        loop {
+            let version = self.version();
+            let left = deadline.saturating_duration_since(Instant::now());
+            if version > seen || left.is_zero() {
+                return version;
+            }
+            // Bounded waits: a publisher that found the lock taken did not wake us.
+            let step = left.min(Duration::from_millis(100));
+            guard = self
+                .published
+                .1
+                .wait_timeout(guard, step)
+                .unwrap_or_else(PoisonError::into_inner)
+                .0;
+        }
     }
 
     /// Frees retired flag sets nobody else holds any more, and keeps `replaced` until the same is

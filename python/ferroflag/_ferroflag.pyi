@@ -9,6 +9,7 @@ from collections.abc import Iterable
 from types import TracebackType
 from typing import Any, ClassVar, Literal, TypeAlias, TypedDict, final
 
+from ferroflag.changes import ChangeCallback, ChangeListener
 from ferroflag.exposures import ExposureSink, ExposureStream
 
 __all__ = [
@@ -320,6 +321,24 @@ class FlagEvaluator:
             TypeError: `ctx` is not a valid context.
         """
 
+    def on_change(self, callback: ChangeCallback) -> ChangeListener:
+        """Calls `callback(keys)` after each change of the flags, from any source, with the keys of the
+        flags whose answers may differ (docs/spec.md §8; see `ferroflag.changes`). Never for a new snapshot
+        in which nothing evaluation reads changed.
+
+        Arguments:
+            callback: Called with a `frozenset[str]` on a thread of its own; one that raises is logged
+                and keeps being called.
+
+        Returns:
+            The evaluator's `ChangeListener` (one per evaluator; later calls add callbacks to it).
+
+        Raises:
+            TypeError: `callback` is not callable.
+        """
+
+    def _changes_reset(self) -> None: ...
+    def _changes_next(self, timeout: float) -> tuple[int, list[str]] | None: ...
     def enable_counters(self) -> None:
         """Starts counting every evaluation by flag, variant and reason (docs/spec.md §8). Idempotent.
 

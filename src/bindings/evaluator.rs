@@ -3,7 +3,7 @@
 //! ([`crate::compile::SLOW_EVALUATION_NANOS`]); loading and batch work release it.
 
 use std::path::PathBuf;
-use std::sync::{Arc, OnceLock};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
 use pyo3::exceptions::PyTypeError;
@@ -56,6 +56,8 @@ struct Wanted<'a>(Option<&'a ExposureLog>);
 struct Events {
     exposures: OnceLock<Arc<ExposureLog>>,
     counters: OnceLock<Arc<Counters>>,
+    /// The snapshot change listeners last saw (`on_change`): the next change is reported against it.
+    seen: Mutex<Option<Arc<Snapshot>>>,
 }
 
 impl Events {
@@ -394,6 +396,53 @@ impl PyFlagEvaluator {
         // Only turning the record into Python objects needs the GIL.
         let explanation = py.detach(|| set.explain(key, ctx).map(|e| e.to_value()));
         explanation.map(|value| convert::from_json(py, &value)).transpose()
+    }
+
+    /// Calls `callback(keys)` after each change of the flags, with the keys of the flags whose answers may
+    /// differ (docs/spec.md §8, "Change listeners"); see `ferroflag.changes`.
+    fn on_change<'py>(slf: &Bound<'py, Self>, callback: &Bound<'py, PyAny>) -> PyResult<Bound<'py, PyAny>> {
+        slf.py()
+            .import("ferroflag.changes")?
+            .getattr("_listen")?
+            .call1((slf, callback))
+    }
+
+    /// Makes the current snapshot the one the next change is reported against (start, and after a fork).
+    fn _changes_reset(&self) {
+        let current = self.store.load_full();
+        *self
+            .events
+            .seen
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = Some(current);
+    }
+
+    /// Waits up to `timeout` seconds (GIL released) for a change; then `(version, changed keys)`, or None.
+    fn _changes_next(&self, py: Python<'_>, timeout: f64) -> Option<(u64, Vec<String>)> {
+        let timeout = Duration::try_from_secs_f64(timeout.max(0.0)).unwrap_or(Duration::from_secs(3600));
+        let seen = || {
+            self.events
+                .seen
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+        };
+        py.detach(|| {
+            // Not held while waiting: a fork while this thread waits must not leave the child locked out.
+            let before = Arc::clone(seen().get_or_insert_with(|| self.store.load_full()));
+            let version = self.store.wait_for_change(before.version, timeout);
+            if version <= before.version {
+                return None;
+            }
+            let now = self.store.load_full();
+            let keys = before
+                .flags
+                .changed_keys(&now.flags)
+                .iter()
+                .map(ToString::to_string)
+                .collect();
+            *seen() = Some(Arc::clone(&now));
+            Some((now.version, keys))
+        })
     }
 
     /// Starts counting every evaluation by flag, variant and reason (docs/spec.md §8); idempotent.
