@@ -119,6 +119,22 @@ def test_a_callback_that_raises_is_logged_and_keeps_being_called(caplog):
     assert "cache is down" in caplog.text
 
 
+def test_a_removed_callback_is_not_called_again():
+    evaluator = FlagEvaluator([{"key": "a", "enabled": True}])
+    removed = Recorder(evaluator)
+    kept = Recorder(evaluator)
+    listener = evaluator.on_change(removed)
+    assert evaluator.on_change(kept) is listener  # one listener per evaluator
+    evaluator.update([{"key": "a", "enabled": False}])
+    assert removed.next() == {"a"}
+    assert kept.next() == {"a"}
+    assert listener.remove(removed) is True
+    assert listener.remove(removed) is False  # no longer registered
+    evaluator.update([{"key": "a", "enabled": True}])
+    assert kept.next() == {"a"}
+    assert len(removed.calls) == 1
+
+
 def test_a_callback_must_be_callable():
     with pytest.raises(TypeError, match="callable"):
         FlagEvaluator().on_change(42)

@@ -632,7 +632,7 @@ def test_set_provider_without_waiting():
     assert client.get_boolean_value("on", False) is True
 
 
-def test_without_a_source_no_thread_and_changes_on_check():
+def test_without_a_source_no_thread_and_changes_arrive_from_the_change_listener():
     evaluator = FlagEvaluator([{"key": "a", "enabled": True}])
     provider = FerroflagProvider(evaluator)
     assert provider.check_status() is ProviderStatus.NOT_READY  # not initialized: nothing emitted
@@ -641,11 +641,35 @@ def test_without_a_source_no_thread_and_changes_on_check():
     assert not any(t.name == "ferroflag-openfeature" for t in threading.enumerate())
     assert provider.check_status() is ProviderStatus.READY
     evaluator.update([{"key": "a", "enabled": False}, {"key": "b", "enabled": True}])
-    provider.check_status()
+    # No check_status() call: the evaluator's change listener emits the event.
     (changed,) = events.wait(ProviderEvent.PROVIDER_CONFIGURATION_CHANGED)
     assert changed.flags_changed == ["a", "b"]
     assert changed.metadata == {"version": evaluator.version}
     assert changed.provider_name == "ferroflag"
+
+
+def test_changes_reach_handlers_without_a_status_thread_and_stop_at_shutdown(tmp_path):
+    path = tmp_path / "flags.json"
+    write_atomically(path, {"flags": [{"key": "a", "enabled": True}]})
+    evaluator = FlagEvaluator()
+    with FlagFileWatcher(evaluator, path, interval=0.02) as watcher:
+        provider = FerroflagProvider(evaluator, sync=watcher, status_interval=None)
+        client = client_for(provider, "listener-only")
+        events = Events(client)
+        write_atomically(path, {"flags": [{"key": "a", "enabled": False}]})
+        (changed,) = events.wait(ProviderEvent.PROVIDER_CONFIGURATION_CHANGED)
+        assert changed.flags_changed == ["a"]
+
+        listener = evaluator.on_change(lambda keys: None)  # the evaluator's one listener
+        assert provider._flags_changed in listener._callbacks
+        provider.shutdown()
+        assert provider._flags_changed not in listener._callbacks
+        reported = listener.changes
+        write_atomically(path, {"flags": [{"key": "a", "enabled": True}, {"key": "b", "enabled": True}]})
+        wait_until(lambda: listener.changes > reported, WAIT, "the listener to see the change")
+        time.sleep(0.05)  # the handlers would have run by now
+        assert len(events.of(ProviderEvent.PROVIDER_CONFIGURATION_CHANGED)) == 1
+    api.shutdown()
 
 
 def test_shutdown_is_idempotent_and_the_provider_can_start_again(tmp_path):

@@ -62,6 +62,15 @@ class ChangeListener:
             raise TypeError(f"callback must be callable, got {type(callback).__name__}")
         self._callbacks.append(callback)
 
+    def remove(self, callback: ChangeCallback) -> bool:
+        """Stops calling `callback` (its first registration); False when it was not registered.
+        A call already under way finishes."""
+        try:
+            self._callbacks.remove(callback)
+        except ValueError:
+            return False
+        return True
+
     def _run(self) -> None:
         while not self._stopping.is_set():
             change = self._evaluator._changes_next(_WAIT)

@@ -41,7 +41,7 @@ import logging
 import math
 import threading
 import time
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from enum import Enum
@@ -55,6 +55,7 @@ from openfeature.provider import AbstractProvider, Metadata, ProviderStatus
 
 from ferroflag import EvalContext, EvalResult, FlagEvaluator
 from ferroflag._binding import bound_evaluator
+from ferroflag.changes import ChangeListener
 from ferroflag.sources import FlagSource
 
 __all__ = ["PROVIDER_NAME", "REASON_METADATA_KEY", "FerroflagProvider", "SyncStatusSource", "to_eval_context"]
@@ -66,7 +67,6 @@ REASON_METADATA_KEY = "ferroflag.reason"
 
 _logger = logging.getLogger("ferroflag")
 _FIELDS = ("email", "plan", "country")
-_SEGMENT_OPERATORS = ("in_segment", "not_in_segment")
 # Reasons that do not depend on the flag's shape; `default` does (`_FlagInfo.default_reason`).
 _REASONS: dict[str, Reason] = {
     "rule_match": Reason.TARGETING_MATCH,
@@ -166,75 +166,6 @@ def _sync_state(status: object) -> tuple[ProviderStatus, str | None]:
     return (ProviderStatus.STALE if stale else ProviderStatus.READY), message
 
 
-# --- what changed between two snapshots ---------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class _Snapshot:
-    """The parts of a document that decide answers, in wire form, keyed by flag and segment key."""
-
-    version: int
-    flags: dict[str, dict[str, Any]]
-    segments: dict[str, dict[str, Any]]
-
-    @classmethod
-    def of(cls, evaluator: FlagEvaluator) -> _Snapshot:
-        version = evaluator.version
-        document = evaluator.document()  # one snapshot: flags and segments agree
-        return cls(
-            version,
-            {flag["key"]: flag for flag in document.get("flags", [])},
-            {segment["key"]: segment for segment in document.get("segments", [])},
-        )
-
-
-def _segment_refs(conditions: Iterable[Mapping[str, Any]]) -> set[str]:
-    refs: set[str] = set()
-    for condition in conditions:
-        if condition.get("operator") in _SEGMENT_OPERATORS:
-            refs.update(str(value) for value in condition.get("values", ()))
-    return refs
-
-
-def _flag_segment_refs(flag: Mapping[str, Any]) -> set[str]:
-    return _segment_refs(c for rule in flag.get("rules", ()) for c in rule.get("conditions", ()))
-
-
-def _segment_segment_refs(segment: Mapping[str, Any]) -> set[str]:
-    return _segment_refs(c for rule in segment.get("rules", ()) for c in rule.get("conditions", ()))
-
-
-def _changed_flags(old: _Snapshot, new: _Snapshot) -> list[str]:
-    """The flags added, removed or changed from `old` to `new`: their definitions differ, or their
-    answers can differ because a segment they use (directly or through other segments) or a
-    prerequisite flag (directly or transitively) was added, removed or changed. Sorted."""
-
-    def differ(a: Mapping[str, Any], b: Mapping[str, Any]) -> set[str]:
-        return {key for key in a.keys() | b.keys() if a.get(key) != b.get(key)}
-
-    changed = differ(old.flags, new.flags)
-    segments = differ(old.segments, new.segments)
-    if segments:
-        # Segments that refer to a changed segment answer differently too (to a fixed point).
-        refs = {key: _segment_segment_refs(segment) for key, segment in new.segments.items()}
-        grown = True
-        while grown:
-            more = {key for key, uses in refs.items() if key not in segments and uses & segments}
-            segments |= more
-            grown = bool(more)
-        changed |= {key for key, flag in new.flags.items() if _flag_segment_refs(flag) & segments}
-    if changed:
-        prerequisites = {
-            key: {str(p.get("key")) for p in flag.get("prerequisites", ())} for key, flag in new.flags.items()
-        }
-        grown = True
-        while grown:
-            more = {key for key, uses in prerequisites.items() if key not in changed and uses & changed}
-            changed |= more
-            grown = bool(more)
-    return sorted(changed)
-
-
 # --- resolution ---------------------------------------------------------------------------------
 
 
@@ -309,8 +240,10 @@ class FerroflagProvider(AbstractProvider):
     served), ERROR (nothing loaded and the source is failing) as the source's status changes, and
     CONFIGURATION_CHANGED with `flags_changed` naming the flags that were added, removed or changed
     by a new snapshot, including the flags whose answers a changed segment or prerequisite can move;
-    a snapshot that changes none of them emits nothing. The engine has no change listener, so changes
-    are found by the same check: a new `evaluator.version` makes it compare the documents. The SDK
+    a snapshot that changes none of them emits nothing. CONFIGURATION_CHANGED comes from the
+    evaluator's change listener (`evaluator.on_change`, docs/spec.md §8), so it follows a pushed or
+    polled change within milliseconds whatever `status_interval` is, and the changed keys are the
+    engine's own. The first flags after an error are announced by READY, not as a change. The SDK
     (openfeature-sdk 0.10) emits READY or ERROR itself when `initialize()` returns or raises, so the
     provider does not emit them from `initialize()` (the handlers would run twice); every later
     transition is the provider's own event.
@@ -351,7 +284,10 @@ class FerroflagProvider(AbstractProvider):
         # provider last told the SDK about (or the SDK derived from initialize()).
         self._active = False
         self._state = ProviderStatus.NOT_READY
-        self._baseline = _Snapshot(0, {}, {})
+        # The evaluator version READY last announced: a change listener call for that snapshot (or an
+        # older one) is part of READY, not a configuration change.
+        self._announced_version = -1
+        self._listener: ChangeListener | None = None
         self._check_lock = threading.RLock()
         self._stop = threading.Event()
         self._watcher: threading.Thread | None = None
@@ -399,7 +335,9 @@ class FerroflagProvider(AbstractProvider):
             # What the SDK sets when this returns (READY) or raises (ERROR). A STALE source is
             # reported by the next check_status(), after the SDK's READY event.
             self._state = ProviderStatus.READY if ready else ProviderStatus.ERROR
-            self._baseline = _Snapshot.of(self._evaluator)
+            self._announced_version = self._evaluator.version if ready else -1
+            if self._listener is None:
+                self._listener = self._evaluator.on_change(self._flags_changed)
             if sync is not None and self._status_interval is not None:
                 self._watcher = threading.Thread(
                     target=self._watch, args=(stop, self._status_interval), name="ferroflag-openfeature", daemon=True
@@ -436,6 +374,9 @@ class FerroflagProvider(AbstractProvider):
             self._active = False
             self._state = ProviderStatus.NOT_READY
             watcher, self._watcher = self._watcher, None
+            listener, self._listener = self._listener, None
+        if listener is not None:
+            listener.remove(self._flags_changed)
         if watcher is not None and watcher is not threading.current_thread():
             watcher.join(timeout=5)
 
@@ -447,13 +388,12 @@ class FerroflagProvider(AbstractProvider):
                 _logger.exception("ferroflag OpenFeature provider: checking the flag source failed")
 
     def check_status(self) -> ProviderStatus:
-        """Reads the sync source's status and the evaluator's version, and emits an event for each
-        change since the last check: READY / STALE / ERROR when the status changed, then
-        CONFIGURATION_CHANGED when a new snapshot changed flags.
+        """Reads the sync source's status and emits READY / STALE / ERROR when it changed since the
+        last check.
 
-        Without a sync source the status is READY (only CONFIGURATION_CHANGED can be emitted). Before
-        `initialize()` and after `shutdown()` nothing is emitted (NOT_READY). The watcher thread calls
-        this; call it yourself when `status_interval` is None.
+        Without a sync source the status is READY. Before `initialize()` and after `shutdown()` nothing
+        is emitted (NOT_READY). The watcher thread calls this; call it yourself when `status_interval`
+        is None. (CONFIGURATION_CHANGED does not wait for it: see the class docstring.)
         """
         with self._check_lock:
             if not self._active:
@@ -467,29 +407,29 @@ class FerroflagProvider(AbstractProvider):
                     state = ProviderStatus.ERROR
                     message = message or "no flags loaded yet"
             previous, self._state = self._state, state
-            changed: list[str] = []
-            if (
-                state in (ProviderStatus.READY, ProviderStatus.STALE)
-                and self._evaluator.version != self._baseline.version
-            ):
-                snapshot = _Snapshot.of(self._evaluator)
-                if previous in (ProviderStatus.READY, ProviderStatus.STALE):
-                    changed = _changed_flags(self._baseline, snapshot)
-                # else: the first flags after an error are announced by READY, not as changes.
-                self._baseline = snapshot
             if state is not previous:
                 if state is ProviderStatus.READY:
+                    if previous is ProviderStatus.ERROR:
+                        self._announced_version = self._evaluator.version
                     self.emit_provider_ready(ProviderEventDetails())
                 elif state is ProviderStatus.STALE:
                     self.emit_provider_stale(ProviderEventDetails(message=message))
                 elif state is ProviderStatus.ERROR:
                     # Not PROVIDER_FATAL: the source keeps retrying.
                     self.emit_provider_error(ProviderEventDetails(message=message, error_code=ErrorCode.GENERAL))
-            if changed:
-                self.emit_provider_configuration_changed(
-                    ProviderEventDetails(flags_changed=changed, metadata={"version": self._baseline.version})
-                )
             return state
+
+    def _flags_changed(self, keys: frozenset[str]) -> None:
+        """The change listener's callback (its own thread): CONFIGURATION_CHANGED with the engine's keys."""
+        with self._check_lock:
+            if not self._active or self._state not in (ProviderStatus.READY, ProviderStatus.STALE):
+                return  # nothing announced yet: READY will announce these flags
+            version = self._evaluator.version
+            if version <= self._announced_version:
+                return  # the snapshot READY announced
+            self.emit_provider_configuration_changed(
+                ProviderEventDetails(flags_changed=sorted(keys), metadata={"version": version})
+            )
 
     # --- resolution -----------------------------------------------------------------------------
 
