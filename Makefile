@@ -28,26 +28,34 @@ build-dev: install
 demo: build-dev
 	$(PY) examples/demo.py examples/flags.json
 
-.PHONY: test  ## Every test: Rust (tests, clippy, fmt) and Python
+# Pass-through arguments: `make test-python ARGS="tests/test_cli.py -k stale"` runs those pytest tests only,
+# `make test-rust CARGO_ARGS="--test spec"` one cargo test target. `make test` passes both on.
+ARGS ?=
+CARGO_ARGS ?=
+
+.PHONY: test  ## Every test: Rust (tests, clippy, fmt) and Python (ARGS=... for pytest, CARGO_ARGS=... for cargo test)
 test: test-rust test-python
 
-.PHONY: test-rust  ## cargo test, clippy -D warnings, fmt --check
+.PHONY: test-rust  ## cargo test (CARGO_ARGS=...), clippy -D warnings, fmt --check
 test-rust:
-	cargo test --quiet
+	cargo test --quiet $(CARGO_ARGS)
 	cargo clippy --quiet --all-targets --all-features -- -D warnings
 	cargo fmt --check
 
-.PHONY: test-python  ## Build the extension and run pytest
+.PHONY: test-python  ## Build the extension and run pytest (ARGS="tests/test_x.py -k name" for some tests only)
 test-python: build-dev
-	$(PY) -m pytest -q
+	$(PY) -m pytest -q $(ARGS)
 
-.PHONY: lint  ## Static checks: fmt, clippy, ruff, mypy --strict, stubtest
-lint: build-dev
+.PHONY: lint-format  ## Formatting and ruff only: no build (pre-commit's first hook)
+lint-format: install
 	cargo fmt --check
-	cargo clippy --quiet --all-targets --all-features -- -D warnings
-	cargo check --quiet --no-default-features
 	ruff check python tests benches examples
 	ruff format --check python tests benches examples
+
+.PHONY: lint  ## Static checks: fmt, clippy, ruff, mypy --strict, stubtest
+lint: build-dev lint-format
+	cargo clippy --quiet --all-targets --all-features -- -D warnings
+	cargo check --quiet --no-default-features
 	mypy --strict python/ferroflag
 	$(PY) -m mypy.stubtest ferroflag._ferroflag --allowlist .mypy-stubtest-allowlist
 
