@@ -46,6 +46,12 @@ test-rust:
 test-python: build-dev
 	$(PY) -m pytest -q $(ARGS)
 
+.PHONY: coverage  ## pytest under coverage.py (ARGS=... as for test-python); prints the Python package's line and branch coverage
+coverage: build-dev
+	$(PY) -m coverage erase
+	$(PY) -m coverage run -m pytest -q $(ARGS)
+	$(PY) -m coverage report | tail -n 25
+
 .PHONY: lint-format  ## Formatting and ruff only: no build (pre-commit's first hook)
 lint-format: install
 	cargo fmt --check

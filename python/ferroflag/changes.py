@@ -64,11 +64,18 @@ class ChangeListener:
 
     def remove(self, callback: ChangeCallback) -> bool:
         """Stops calling `callback` (its first registration); False when it was not registered.
-        A call already under way finishes."""
+        A call already under way finishes. Removing the last callback stops the listener."""
         try:
             self._callbacks.remove(callback)
         except ValueError:
             return False
+        if not self._callbacks:
+            # Nobody listens: the thread ends within one native wait, without holding the caller up,
+            # and the next `on_change()` starts a listener afresh.
+            self._stopping.set()
+            with _lock:
+                if _listeners.get(id(self._evaluator)) is self:
+                    del _listeners[id(self._evaluator)]
         return True
 
     def _run(self) -> None:
