@@ -672,6 +672,35 @@ def test_changes_reach_handlers_without_a_status_thread_and_stop_at_shutdown(tmp
     api.shutdown()
 
 
+def test_first_flags_after_an_error_arriving_stale_are_not_a_change():
+    """Nothing loaded and failing (ERROR), then flags while the source still fails (STALE): STALE
+    announces them, even when the status check sees them before the change listener does;
+    CONFIGURATION_CHANGED is for later changes only."""
+    status = {"ready": False, "last_error": "503 from the flag service"}
+    evaluator = FlagEvaluator()
+    release = threading.Event()
+    listener = evaluator.on_change(lambda keys: release.wait(WAIT))  # runs before the provider's callback
+    provider = FerroflagProvider(
+        evaluator, sync=SimpleNamespace(status=lambda: status), ready_timeout=0, status_interval=None
+    )
+    with pytest.raises(ProviderNotReadyError):
+        api.set_provider_and_wait(provider, domain="error-then-stale")
+    events = Events(api.get_client("error-then-stale"))
+    evaluator.update([{"key": "a", "enabled": True}])  # the first flags; the listener is held up
+    status = {"ready": True, "stale": True, "last_error": "503 from the flag service"}
+    assert provider.check_status() is ProviderStatus.STALE
+    release.set()
+    wait_until(lambda: listener.changes >= 1, WAIT, "the listener to report the first flags")
+    evaluator.update([{"key": "a", "enabled": False}])  # a real change
+    wait_until(lambda: listener.changes >= 2, WAIT, "the listener to report the change")
+    (changed,) = events.wait(ProviderEvent.PROVIDER_CONFIGURATION_CHANGED)
+    assert changed.flags_changed == ["a"]
+    assert changed.metadata == {"version": evaluator.version}
+    time.sleep(0.05)
+    assert len(events.of(ProviderEvent.PROVIDER_CONFIGURATION_CHANGED)) == 1
+    api.shutdown()
+
+
 def test_shutdown_is_idempotent_and_the_provider_can_start_again(tmp_path):
     path = tmp_path / "flags.json"
     write_atomically(path, {"flags": [{"key": "a", "enabled": True}]})

@@ -407,10 +407,11 @@ class FerroflagProvider(AbstractProvider):
                     state = ProviderStatus.ERROR
                     message = message or "no flags loaded yet"
             previous, self._state = self._state, state
+            if previous is ProviderStatus.ERROR and state in (ProviderStatus.READY, ProviderStatus.STALE):
+                # The first flags after an error: READY or STALE announces them, not a change event.
+                self._announced_version = self._evaluator.version
             if state is not previous:
                 if state is ProviderStatus.READY:
-                    if previous is ProviderStatus.ERROR:
-                        self._announced_version = self._evaluator.version
                     self.emit_provider_ready(ProviderEventDetails())
                 elif state is ProviderStatus.STALE:
                     self.emit_provider_stale(ProviderEventDetails(message=message))
