@@ -64,6 +64,7 @@ def table_rows(out):
     return {line.split()[0]: line for line in section.splitlines()[2:] if line.startswith("   ") and "(" not in line}
 
 
+@pytest.mark.slow
 def test_the_demo_shows_users_the_change_arriving_and_shuts_down():
     started = time.monotonic()
     result = run_demo(EXAMPLE)

@@ -1495,6 +1495,7 @@ def test_example_site_passes_its_checks():
     assert "no issues" in result.stdout
 
 
+@pytest.mark.slow
 def test_example_site_tests_pass():
     result = _manage("test", "django_site", "-v", "1")
     assert result.returncode == 0, result.stdout + result.stderr
@@ -1503,6 +1504,7 @@ def test_example_site_tests_pass():
 
 
 @pytest.mark.parametrize("seed", [1, 2, 3])
+@pytest.mark.slow
 def test_example_site_tests_pass_in_any_order(seed):
     result = _manage("test", "django_site", "--shuffle", str(seed))
     assert result.returncode == 0, result.stdout + result.stderr
@@ -1523,6 +1525,7 @@ def _pytest_example(*args: str) -> subprocess.CompletedProcess:
     )
 
 
+@pytest.mark.slow
 def test_example_site_tests_pass_under_pytest_django_forwards_and_backwards():
     pytest.importorskip("pytest_django")
     collected = _pytest_example("--collect-only")

@@ -345,6 +345,7 @@ def measure_propagation(cluster, *, interval: float, changes: int) -> list[float
         proc.stderr.close()
 
 
+@pytest.mark.slow
 def test_another_process_sees_a_change_within_the_interval(postgres):
     interval = 0.25
     delays = measure_propagation(postgres, interval=interval, changes=8)
@@ -614,6 +615,7 @@ def browser():
         driver.quit()
 
 
+@pytest.mark.slow
 def test_admin_in_a_real_browser_toggle_edit_a_rule_and_see_a_refusal(live_server, browser, admin_user):
     from selenium.webdriver.common.by import By
     from selenium.webdriver.support import expected_conditions

@@ -110,6 +110,7 @@ def gunicorn(tmp_path: Path) -> Iterator[tuple[FlagServer, int, subprocess.Popen
         server.close()
 
 
+@pytest.mark.slow
 def test_a_flag_change_reaches_every_gunicorn_worker_within_two_intervals(gunicorn):
     server, port, process = gunicorn
     # Both workers serve the first document (each has synced it at start-up).

@@ -421,6 +421,7 @@ def fake_entry_point(pytester, tmp_path_factory):
     return run_subprocess
 
 
+@pytest.mark.slow
 def test_entry_point_autoloads_and_dedups(pytester, fake_entry_point):
     autoloaded = fake_entry_point("test_ep.py")
     assert autoloaded.returncode == 0, autoloaded.stdout + autoloaded.stderr

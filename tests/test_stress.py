@@ -19,6 +19,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
+import pytest
 from ferroflag import EvalContext, FlagEvaluator, FlagSyncClient
 from flag_server import FlagServer, wait_until
 
@@ -168,6 +169,7 @@ def run(seconds: float = SECONDS, readers: int = READERS) -> Stats:
     return stats
 
 
+@pytest.mark.slow
 def test_every_answer_comes_from_one_whole_snapshot():
     stats = run()
     assert stats.errors == []

@@ -854,6 +854,7 @@ def test_the_document_id_is_the_same_in_every_worker(server, make_client):
     assert FlagSyncClient(FlagEvaluator(), server.url).status().document_id is None
 
 
+@pytest.mark.slow
 def test_failure_and_next_attempt_are_one_update_under_load(server, make_client):
     """#14: readers hammering `status()` never see a failure with the previous attempt's time."""
     evaluator = FlagEvaluator()
@@ -887,6 +888,7 @@ def test_failure_and_next_attempt_are_one_update_under_load(server, make_client)
         assert min(seen) > 0.5, sorted(seen)[:5]
 
 
+@pytest.mark.slow
 def test_until_the_first_success_retries_come_at_the_cold_start_cap(make_client):
     client = make_client(
         FlagEvaluator(), f"http://127.0.0.1:{free_port()}", interval=0.02, backoff_cap=60.0, cold_start_cap=0.2
