@@ -4,8 +4,10 @@ no reader ever goes back to an older one (docs/spec.md §6)."""
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
+import sysconfig
 import threading
 import time
 from collections.abc import Callable
@@ -96,6 +98,7 @@ def quick_thread_switches():
 
 
 @pytest.mark.timeout(120)
+@pytest.mark.slow
 def test_readers_only_see_whole_snapshots_in_order():
     evaluator = FlagEvaluator(snapshot(0))
     ctx = EvalContext("user-1")
@@ -163,8 +166,13 @@ def test_a_batch_is_answered_from_one_snapshot():
 
 
 def test_module_declares_free_threading_support():
-    if not hasattr(sys, "_is_gil_enabled"):
-        pytest.skip("Python < 3.13 has no free-threaded build to check against")
+    # Only a free-threaded interpreter can tell: on a GIL build the GIL is on before and after any import. The
+    # release workflow runs this file on free-threaded CPython with FERROFLAG_REQUIRE_FREE_THREADING=1, where a
+    # skip would hide that the build under test is not free-threaded after all.
+    if not sysconfig.get_config_var("Py_GIL_DISABLED"):
+        if os.environ.get("FERROFLAG_REQUIRE_FREE_THREADING"):
+            pytest.fail(f"FERROFLAG_REQUIRE_FREE_THREADING is set but {sys.version} is not a free-threaded build")
+        pytest.skip("needs a free-threaded CPython (3.13t or later); the release workflow runs it on one")
     # In a fresh interpreter: on a free-threaded build, importing a module that does not declare
     # free-threading support turns the GIL back on (with a RuntimeWarning); on a GIL build nothing changes.
     code = "import sys; before = sys._is_gil_enabled(); import ferroflag; print(before, sys._is_gil_enabled(), sep=',')"
