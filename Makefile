@@ -42,7 +42,7 @@ build-prod: install
 demo: build-dev
 	$(PY) examples/demo.py examples/flags.json
 
-# Pass-through arguments: `make test-python ARGS="tests/test_cli.py -k stale"` runs those pytest tests only,
+# Pass-through arguments: `make test-python ARGS="tests/test_cli.py -k version"` runs those pytest tests only,
 # `make test-python AREA=sync` one area's tests (a marker per area, assigned in tests/conftest.py; AREA="sync or cli"
 # works too), `make test-rust CARGO_ARGS="--test spec"` one cargo test target. `make test` passes all of them on.
 ARGS ?=
@@ -72,6 +72,17 @@ coverage: build-dev
 	$(PY) -m coverage erase
 	$(PY) -m coverage run -m pytest -q $(AREA_SELECT) $(ARGS)
 	$(PY) -m coverage report | tail -n 25
+
+# The Rust core under `cargo test`, with LLVM's source-based coverage: cargo-llvm-cov (pinned) is installed into the
+# virtualenv on first use; it needs rustup's llvm-tools component.
+CARGO_LLVM_COV_VERSION := 0.6.21
+
+$(VENV)/bin/cargo-llvm-cov: | install
+	cargo install --quiet --locked --version $(CARGO_LLVM_COV_VERSION) --root $(abspath $(VENV)) cargo-llvm-cov
+
+.PHONY: coverage-rust  ## cargo test under LLVM coverage (CARGO_ARGS=...); prints the Rust core's line and region coverage per file
+coverage-rust: $(VENV)/bin/cargo-llvm-cov
+	set -o pipefail; cargo llvm-cov --quiet --summary-only $(CARGO_ARGS) 2>&1 | grep -vE '^(running|test result|\.+$$|$$)'
 
 .PHONY: lint-format  ## Formatting and ruff only: no build (pre-commit's first hook)
 lint-format: install
@@ -143,4 +154,4 @@ all: format lint test
 .PHONY: clean  ## Remove build outputs and the virtualenv
 clean:
 	cargo clean
-	rm -rf $(VENV) python/ferroflag/*.so .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) $(DIST) python/ferroflag/*.so .pytest_cache .mypy_cache .ruff_cache .coverage
