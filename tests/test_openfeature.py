@@ -674,12 +674,18 @@ def test_changes_reach_handlers_without_a_status_thread_and_stop_at_shutdown(tmp
 
 def test_first_flags_after_an_error_arriving_stale_are_not_a_change():
     """Nothing loaded and failing (ERROR), then flags while the source still fails (STALE): STALE
-    announces them, even when the status check sees them before the change listener does;
-    CONFIGURATION_CHANGED is for later changes only."""
+    announces them, even when the status check sees them before the change listener does, and even
+    when a real change is published while that listener call is still held up;
+    CONFIGURATION_CHANGED is for the real change only, with its own version."""
     status = {"ready": False, "last_error": "503 from the flag service"}
     evaluator = FlagEvaluator()
-    release = threading.Event()
-    listener = evaluator.on_change(lambda keys: release.wait(WAIT))  # runs before the provider's callback
+    entered, release = threading.Event(), threading.Event()
+
+    def held_up(keys):
+        entered.set()
+        release.wait(WAIT)
+
+    listener = evaluator.on_change(held_up)  # runs before the provider's callback
     provider = FerroflagProvider(
         evaluator, sync=SimpleNamespace(status=lambda: status), ready_timeout=0, status_interval=None
     )
@@ -687,12 +693,14 @@ def test_first_flags_after_an_error_arriving_stale_are_not_a_change():
         api.set_provider_and_wait(provider, domain="error-then-stale")
     events = Events(api.get_client("error-then-stale"))
     evaluator.update([{"key": "a", "enabled": True}])  # the first flags; the listener is held up
+    first = evaluator.version
     status = {"ready": True, "stale": True, "last_error": "503 from the flag service"}
     assert provider.check_status() is ProviderStatus.STALE
+    assert entered.wait(WAIT)
+    evaluator.update([{"key": "a", "enabled": False}])  # a real change, while the first call waits
+    assert evaluator.version > first
     release.set()
-    wait_until(lambda: listener.changes >= 1, WAIT, "the listener to report the first flags")
-    evaluator.update([{"key": "a", "enabled": False}])  # a real change
-    wait_until(lambda: listener.changes >= 2, WAIT, "the listener to report the change")
+    wait_until(lambda: listener.changes >= 2, WAIT, "the listener to report both snapshots")
     (changed,) = events.wait(ProviderEvent.PROVIDER_CONFIGURATION_CHANGED)
     assert changed.flags_changed == ["a"]
     assert changed.metadata == {"version": evaluator.version}

@@ -46,7 +46,10 @@ class ChangeListener:
         self._callbacks: list[ChangeCallback] = []
         self._stopping = threading.Event()
         self.changes = 0
-        """Changes reported so far (calls made with a non-empty set of keys)."""
+        """Changes reported so far: counted once every callback has been called for the change."""
+        self.version = -1
+        """The evaluator version the change being reported brought (set before its callbacks run, so a
+        callback reads the snapshot it is called for, not one published since)."""
         self.errors = 0
         """Callback calls that raised."""
         evaluator._changes_reset()
@@ -83,10 +86,10 @@ class ChangeListener:
             change = self._evaluator._changes_next(_WAIT)
             if change is None:
                 continue
-            _, keys = change
+            version, keys = change
             if not keys:
                 continue
-            self.changes += 1
+            self.version = version
             changed = frozenset(keys)
             for callback in list(self._callbacks):
                 try:
@@ -94,6 +97,7 @@ class ChangeListener:
                 except Exception:
                     self.errors += 1
                     _logger.exception("ferroflag: a change callback raised on %d changed flags", len(changed))
+            self.changes += 1
 
     def close(self, timeout: float = 5.0) -> None:
         """Stops calling the callbacks. Idempotent."""

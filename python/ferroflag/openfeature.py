@@ -425,7 +425,10 @@ class FerroflagProvider(AbstractProvider):
         with self._check_lock:
             if not self._active or self._state not in (ProviderStatus.READY, ProviderStatus.STALE):
                 return  # nothing announced yet: READY will announce these flags
-            version = self._evaluator.version
+            # The version this call reports, not the evaluator's newest: a snapshot published while
+            # this call waited gets a call of its own.
+            listener = self._listener
+            version = listener.version if listener is not None else self._evaluator.version
             if version <= self._announced_version:
                 return  # the snapshot READY announced
             self.emit_provider_configuration_changed(
